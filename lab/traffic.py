@@ -1,0 +1,70 @@
+"""A TCP sender and receiver that ``lab traffic`` runs inside two lab nodes.
+
+    python -m lab.traffic recv --port 5201          # prints "ready", then JSON
+    python -m lab.traffic send ADDRESS 5201 BYTES   # prints JSON
+
+TCP delivers exactly the payload sent, so the bytes received prove the path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import time
+
+CHUNK = 64 * 1024
+
+
+def _recv(port: int, timeout_s: float) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("0.0.0.0", port))  # noqa: S104 - inside a lab node only
+        server.listen(1)
+        server.settimeout(timeout_s)
+        print("ready", flush=True)
+        conn, _ = server.accept()
+        conn.settimeout(timeout_s)
+        total, start = 0, time.monotonic()
+        with conn:
+            while chunk := conn.recv(CHUNK):
+                total += len(chunk)
+        print(json.dumps({"received": total, "seconds": time.monotonic() - start}), flush=True)
+    return 0
+
+
+def _send(address: str, port: int, nbytes: int, timeout_s: float) -> int:
+    payload = b"\xa5" * CHUNK
+    start = time.monotonic()
+    with socket.create_connection((address, port), timeout=timeout_s) as conn:
+        left = nbytes
+        while left > 0:
+            sent = conn.send(payload[: min(left, CHUNK)])
+            left -= sent
+        conn.shutdown(socket.SHUT_WR)
+        conn.recv(1)  # wait for the receiver to close: everything has arrived
+    print(json.dumps({"sent": nbytes, "seconds": time.monotonic() - start}), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``python -m lab.traffic``."""
+    parser = argparse.ArgumentParser(prog="lab.traffic")
+    sub = parser.add_subparsers(dest="mode", required=True)
+    recv = sub.add_parser("recv")
+    recv.add_argument("--port", type=int, default=5201)
+    recv.add_argument("--timeout", type=float, default=60.0)
+    send = sub.add_parser("send")
+    send.add_argument("address")
+    send.add_argument("port", type=int)
+    send.add_argument("bytes", type=int)
+    send.add_argument("--timeout", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    if args.mode == "recv":
+        return _recv(args.port, args.timeout)
+    return _send(args.address, args.port, args.bytes, args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
