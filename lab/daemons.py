@@ -100,6 +100,7 @@ def prepare_node(pod: Pod, spec: NodeSpec, creds: LabCredentials,
         pod.run(["ip", "link", "set", "br0", "up"], operation="bridge up")
     if role.managed:
         _prepare_snmpd(pod, spec, creds, trap_host, trap_port)
+        (d / "lldpd.conf").write_text(_TEMPLATES.get_template("lldpd.conf.j2").render())
     if role in (Role.ROUTER, Role.VNF):
         _prepare_ssh(pod, spec, creds)
     if role is Role.VNF:
@@ -257,17 +258,17 @@ def start_daemons(pod: Pod, creds: LabCredentials) -> None:
                 d / "run" / "frr" / f"{daemon}.pid")
             if daemon == "zebra":
                 pod.wait_path(d / "run" / "frr" / "zserv.api", "zebra socket")
-    descr = _sys_descr(role, node.name)
-    lldp_argv = ["lldpd", "-u", "/run/lldpd.socket", "-X", str(d / "agentx.sock"),
-                 "-I", "eth*", "-S", descr]
+    # -i: no LLDP-MED inventory. It reads DMI, which VMs may lack, and lldpd 1.0.16's
+    #     event loop then hangs for good after its first frame (seen on this machine).
+    # -m: advertise the mgmt address, as a managed device does.
+    # -O: lldpd.conf is applied before the first frame (port ids as interface names).
+    lldp_argv = ["lldpd", "-i", "-u", "/run/lldpd.socket", "-X", str(d / "agentx.sock"),
+                 "-I", "eth*", "-S", _sys_descr(role, node.name), "-m", node.mgmt_ipv4,
+                 "-O", str(d / "lldpd.conf")]
     if role in (Role.ROUTER, Role.SWITCH):
         lldp_argv += ["-M", "4"]
     pod.start_forking("lldpd", lldp_argv, d / "run" / "lldpd.pid")
     pod.wait_path(d / "run" / "lldpd.socket", "lldpd socket")
-    for setting in (["tx-interval", "5"], ["portidsubtype", "ifname"]):
-        # port ids as interface names (eth1), as routers send them and topologies name them
-        pod.run(["lldpcli", "-u", "/run/lldpd.socket", "configure", "lldp", *setting],
-                operation=f"lldp {setting[0]}")
     if role is Role.VNF:
         pod.start_foreground("netconfd", [
             "netconfd", "--module=ietf-interfaces", "--module=ietf-ip", "--module=ietf-system",

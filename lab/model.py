@@ -7,7 +7,7 @@ addresses assigned. The parser (:mod:`lab.parser`) is the only producer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -177,3 +177,16 @@ class Topology:
             if link.b == end:
                 return link.a
         return None
+
+    def relocate(self, name: str, subnet: IPv4Network | str) -> Topology:
+        """The same lab under another name and mgmt subnet, every node keeping its host
+        offset (172.20.20.11 -> 172.31.20.11). Lets tests run beside a user's own lab."""
+        new = IPv4Network(subnet)
+        if new.prefixlen > self.mgmt.subnet.prefixlen:
+            raise ValueError(f"{new} is smaller than {self.mgmt.subnet}")
+        base, old = int(new.network_address), int(self.mgmt.subnet.network_address)
+        nodes = {n: replace(s, mgmt_ipv4=IPv4Address(base + int(s.mgmt_ipv4) - old))
+                 for n, s in self.nodes.items()}
+        mgmt = MgmtNetwork(f"{self.mgmt.network}-{name}", new,
+                           IPv4Address(base + int(self.mgmt.gateway) - old))
+        return replace(self, name=name, mgmt=mgmt, nodes=nodes)

@@ -131,8 +131,11 @@ def _load_yaml(text: str) -> tuple[object, list[Problem]]:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        message = ": ".join(str(part) for part in (exc.context, exc.problem) if part)
         line = mark.line + 1 if mark is not None else None
+        context = exc.context
+        if context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
+            context = f"{context} (line {exc.context_mark.line + 1})"
+        message = ": ".join(str(part) for part in (context, exc.problem) if part)
         return None, [Problem(f"YAML syntax error: {message or 'unreadable YAML'}", line)]
     except yaml.YAMLError as exc:
         return None, [Problem(f"YAML error: {exc}")]
@@ -598,7 +601,7 @@ class _Parser:
 
         image_val = _first(*(lvl.image for lvl in levels))
         image = image_val.value if image_val else None
-        if image_val is None and not broken:
+        if image_val is None and not broken and kind is not None:
             self.problem(f"{where} has no image; set image on the node, its group, its kind "
                          "or in topology.defaults", line)
 

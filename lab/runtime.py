@@ -36,7 +36,10 @@ from topology.credentials import CredentialProfile, CredentialStore, SnmpV3User
 from topology.errors import LabRuntimeError, LabStateError
 from topology.settings import Settings, get_settings
 
-__all__ = ["DestroyReport", "Lab", "NodeStatus", "TrafficReport", "deploy", "running_labs"]
+__all__ = [
+    "DestroyReport", "Lab", "NodeStatus", "TrafficReport", "clean_leftovers", "deploy",
+    "has_leftovers", "running_labs",
+]
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -147,6 +150,19 @@ def _parse_trap_target(value: str | None, topology: Topology) -> tuple[str, int]
     return str(address), number
 
 
+def _require_traversable(lab_dir: Path) -> None:
+    """FRR runs as user frr and the SSH user logs in to node files: every parent of the
+    lab's directory must let others through."""
+    lab_dir.parent.mkdir(parents=True, exist_ok=True)
+    for parent in lab_dir.parents:
+        if not os.stat(parent).st_mode & 0o001:
+            raise LabRuntimeError(
+                f"{parent} is not traversable by other users (mode "
+                f"{oct(os.stat(parent).st_mode & 0o777)}); the lab's daemons run as users frr "
+                f"and the lab's SSH user under {lab_dir}: chmod o+x {parent}, or set "
+                "SWITCHBOARD_HOME elsewhere", operation="preflight")
+
+
 def deploy(topology: Topology, *, trap_target: str | None = None,
            settings: Settings | None = None, progress: Progress = _noop) -> Lab:
     """Deploy ``topology``; on any failure, remove everything made so far and raise."""
@@ -163,10 +179,18 @@ def deploy(topology: Topology, *, trap_target: str | None = None,
                 f"{topology.name}", lab=topology.name)
         progress(f"cleaning leftovers of an earlier run of {topology.name}")
         old.destroy()
-    elif _stray_objects(topology.name):
+    elif stray := _stray_objects(topology.name):
+        live = [pid for ns in stray for pid in netns_pids(ns)]
+        if live:
+            raise LabStateError(
+                f"lab {topology.name!r} has namespaces on this machine with {len(live)} running "
+                f"processes but no state under {settings.labs_dir} (deployed with another "
+                f"SWITCHBOARD_HOME?); destroy it there, or end it with: switchboard lab "
+                f"destroy {topology.name}", lab=topology.name)
         progress(f"cleaning leftovers of an earlier run of {topology.name}")
         clean_leftovers(topology.name, settings)
     _preflight(topology)
+    _require_traversable(lab_dir)
     if lab_dir.exists():
         shutil.rmtree(lab_dir)
     lab_dir.mkdir(parents=True)
@@ -195,6 +219,11 @@ def _stray_objects(lab: str) -> list[str]:
     if Path("/sys/class/net", bridge_name(lab)).exists():
         stray.append(bridge_name(lab))
     return stray
+
+
+def has_leftovers(lab: str) -> bool:
+    """True when namespaces or the bridge of ``lab`` exist on this machine."""
+    return bool(_stray_objects(lab))
 
 
 def clean_leftovers(lab: str, settings: Settings | None = None) -> DestroyReport:
@@ -474,8 +503,9 @@ class Lab:
         return found[0]
 
     def traffic(self, src: str, dst: str, nbytes: int, *, port: int = 5201,
-                timeout_s: float = 120.0) -> TrafficReport:
-        """Send ``nbytes`` of TCP payload from node ``src`` to node ``dst`` over the data plane."""
+                timeout_s: float = 120.0, wait_s: float = 30.0) -> TrafficReport:
+        """Send ``nbytes`` of TCP payload from node ``src`` to node ``dst`` over the data plane,
+        waiting up to ``wait_s`` for a route (routing converges after deploy or restart)."""
         if nbytes <= 0:
             raise LabStateError("--bytes must be positive", lab=self.name)
         address = self.data_address(dst)
@@ -490,7 +520,8 @@ class Lab:
                 raise LabRuntimeError(f"traffic receiver on {dst} failed: "
                                       f"{receiver.stderr.read() if receiver.stderr else ''}",
                                       lab=self.name, node=dst, operation="traffic")
-            sender = self.pod(src).run([*tool, "send", address, str(port), str(nbytes)],
+            sender = self.pod(src).run([*tool, "send", address, str(port), str(nbytes),
+                                        "--wait", str(wait_s)],
                                        operation="traffic send", check=False,
                                        timeout_s=timeout_s)
             if sender.returncode != 0:

@@ -9,6 +9,7 @@ TCP delivers exactly the payload sent, so the bytes received prove the path.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import socket
 import sys
@@ -34,10 +35,32 @@ def _recv(port: int, timeout_s: float) -> int:
     return 0
 
 
-def _send(address: str, port: int, nbytes: int, timeout_s: float) -> int:
+_NOT_YET = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.ETIMEDOUT)
+
+
+def _connect(address: str, port: int, timeout_s: float, wait_s: float) -> socket.socket:
+    """Connect, retrying for ``wait_s`` while the network has no route yet (routing
+    protocols converge some seconds after a deploy or a node restart)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return socket.create_connection((address, port), timeout=timeout_s)
+        except OSError as exc:
+            if exc.errno not in _NOT_YET or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _send(address: str, port: int, nbytes: int, timeout_s: float, wait_s: float) -> int:
     payload = b"\xa5" * CHUNK
+    try:
+        conn = _connect(address, port, timeout_s, wait_s)
+    except OSError as exc:
+        print(f"cannot reach {address}:{port} after waiting {wait_s:.0f} s: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 1
     start = time.monotonic()
-    with socket.create_connection((address, port), timeout=timeout_s) as conn:
+    with conn:
         left = nbytes
         while left > 0:
             sent = conn.send(payload[: min(left, CHUNK)])
@@ -60,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("port", type=int)
     send.add_argument("bytes", type=int)
     send.add_argument("--timeout", type=float, default=60.0)
+    send.add_argument("--wait", type=float, default=30.0)
     args = parser.parse_args(argv)
     if args.mode == "recv":
         return _recv(args.port, args.timeout)
-    return _send(args.address, args.port, args.bytes, args.timeout)
+    return _send(args.address, args.port, args.bytes, args.timeout, args.wait)
 
 
 if __name__ == "__main__":

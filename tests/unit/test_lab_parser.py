@@ -390,10 +390,13 @@ def test_mgmt_subnet_runs_out(tmp_path: Path) -> None:
             f: {}
             g: {}
         """)
-    p = only(problems)
-    assert p.line == 13
-    assert p.reason == ("node 'g': no free address left in the mgmt subnet 10.1.0.0/29 to "
-                        "assign as mgmt-ipv4")
+    # .1 is the gateway, .7 broadcast, c holds .6: a, b, d, e get .2 to .5
+    assert [(p.line, p.reason) for p in problems] == [
+        (12, "node 'f': no free address left in the mgmt subnet 10.1.0.0/29 to assign as "
+             "mgmt-ipv4"),
+        (13, "node 'g': no free address left in the mgmt subnet 10.1.0.0/29 to assign as "
+             "mgmt-ipv4"),
+    ]
 
 
 @pytest.mark.parametrize(("address", "why"), [
@@ -460,8 +463,10 @@ def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
 
 def test_yaml_bad_indentation(tmp_path: Path) -> None:
     p = only(refuse(tmp_path, "name: t\ntopology:\n  nodes:\n   h1: {}\n  bad\n"))
-    assert p.line == 5
-    assert "YAML syntax error" in p.reason
+    # the scanner notices at the start of line 6; the message names line 5 as well
+    assert p.line == 6
+    assert p.reason == ("YAML syntax error: while scanning a simple key (line 5): could not "
+                        "find expected ':'")
 
 
 def test_repeated_key_refused(tmp_path: Path) -> None:
@@ -899,3 +904,25 @@ def test_credential_boundaries_accepted(tmp_path: Path) -> None:
     assert load(tmp_path, text).credentials.snmp_community == "a@b%c+d=e.f_g-h"
     text = CRED_LAB.format(label="switchboard.snmpv3-user", value="_" + "u" * 30)
     assert load(tmp_path, text).credentials.snmpv3_user == "_" + "u" * 30
+
+
+# --------------------------------------------------------------------------- no cascades
+
+
+def test_unsupported_kind_does_not_also_report_missing_image(tmp_path: Path) -> None:
+    p = only(refuse(tmp_path, """\
+        name: t
+        topology:
+          kinds:
+            linux: {image: alpine}
+          nodes:
+            h1: {kind: srl}
+        """))
+    assert (p.line, p.reason) == (
+        6, "node 'h1' has kind 'srl', which is not supported; supported kinds: linux")
+
+
+def test_unknown_group_does_not_also_report_missing_kind_or_image(tmp_path: Path) -> None:
+    p = only(refuse(tmp_path, "name: t\ntopology:\n  nodes:\n    h1:\n      group: nope\n"))
+    assert (p.line, p.reason) == (
+        5, "node 'h1': group 'nope' is not defined in topology.groups (groups: none defined)")
