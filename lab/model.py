@@ -108,7 +108,7 @@ DEFAULT_CREDENTIALS = LabCredentials(
     snmpv3_auth_key="sb-auth-key-1",
     snmpv3_priv_key="sb-priv-key-1",
     ssh_user="admin",
-    ssh_password="switchboard",
+    ssh_password="switchboard",  # noqa: S106 - the lab's documented default
 )
 
 # label -> LabCredentials attribute

@@ -48,7 +48,7 @@ async def _snmp_get(host: str, oid: str, creds: LabCredentials, v3: bool,
             creds.snmpv3_user, authKey=creds.snmpv3_auth_key, privKey=creds.snmpv3_priv_key,
             authProtocol=snmp.usmHMACSHAAuthProtocol, privProtocol=snmp.usmAesCfb128Protocol)
     else:
-        auth = snmp.CommunityData(creds.snmp_community, mpModel=1)
+        auth = snmp.CommunityData(creds.snmp_community, mpModel=1)  # noqa: S508 - v2c is a lab plane
     try:
         target = await snmp.UdpTransportTarget.create((host, 161), timeout=timeout_s,
                                                       retries=retries)
@@ -73,7 +73,7 @@ def ssh_command(host: str, creds: LabCredentials, command: str, *,
         client.connect(host, port=22, username=creds.ssh_user, password=creds.ssh_password,
                        timeout=timeout_s, banner_timeout=timeout_s, auth_timeout=timeout_s,
                        allow_agent=False, look_for_keys=False)
-        _, stdout, _ = client.exec_command(command, timeout=timeout_s)  # noqa: S601
+        _, stdout, _ = client.exec_command(command, timeout=timeout_s)
         return str(stdout.read().decode(errors="replace"))
     except (OSError, paramiko.SSHException, EOFError):
         return None
@@ -95,7 +95,7 @@ def netconf_capabilities(host: str, creds: LabCredentials, *,
             return list(session.server_capabilities)
     except (OSError, TransportError, EOFError):
         return None
-    except Exception:  # noqa: BLE001 - ncclient raises plain Exceptions on failed sessions
+    except Exception:
         return None
 
 

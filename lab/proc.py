@@ -7,6 +7,7 @@ Nothing here ever looks a process up by name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -88,6 +89,7 @@ def run(
 
 
 def netns_exists(name: str) -> bool:
+    """True when network namespace ``name`` exists."""
     return Path("/run/netns", name).exists()
 
 
@@ -125,16 +127,12 @@ def end_processes(refs: Sequence[ProcRef], *, grace_s: float = 5.0) -> list[Proc
 def _reap(refs: Sequence[ProcRef]) -> None:
     """Collect the exit of any of ``refs`` that is our own child (no zombies left behind)."""
     for ref in refs:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(ref.pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
 
 
 def _signal(ref: ProcRef, sig: signal.Signals) -> None:
     if not ref.alive():
         return
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(ref.pid, sig)
-    except ProcessLookupError:
-        pass

@@ -51,11 +51,13 @@ def lab_unavailable() -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``lab`` marker."""
     config.addinivalue_line(
         "markers", "lab: needs root and the lab's Debian packages (deploys real daemons)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``lab`` tests, with the reason, where the machine cannot run a lab."""
     reason = lab_unavailable()
     if reason is None:
         return
@@ -67,6 +69,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail ``lab`` tests that cannot run when the lab is required (CI)."""
     if "lab" in item.keywords and os.environ.get(REQUIRE_ENV) == "1":
         reason = lab_unavailable()
         if reason is not None:
@@ -119,6 +122,7 @@ class LabHandle:
 
 
 def free_udp_port() -> int:
+    """A UDP port nobody listens on right now (for the lab's trap target)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -129,7 +133,7 @@ def lab_home() -> Iterator[Settings]:
     """A private SWITCHBOARD_HOME for the session (the user's own labs are never touched)."""
     previous = os.environ.get("SWITCHBOARD_HOME")
     with tempfile.TemporaryDirectory(prefix="switchboard-test-") as home:
-        os.chmod(home, 0o755)  # the lab's daemons run as frr and the lab's SSH user
+        os.chmod(home, 0o755)  # noqa: S103 - the lab's daemons run as frr and the lab's SSH user
         os.environ["SWITCHBOARD_HOME"] = home
         try:
             yield get_settings(home)

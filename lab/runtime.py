@@ -33,7 +33,7 @@ from lab.pod import Pod, which
 from lab.proc import ProcRef, end_processes, netns_exists, netns_pids, run
 from lab.state import STATE_FILE, LabState, NodeState, bridge_name, mgmt_veth_name, netns_name
 from topology.credentials import CredentialProfile, CredentialStore, SnmpV3User
-from topology.errors import LabRuntimeError, LabStateError
+from topology.errors import LabRuntimeError, LabStateError, SwitchboardError
 from topology.settings import Settings, get_settings
 
 __all__ = [
@@ -194,7 +194,7 @@ def deploy(topology: Topology, *, trap_target: str | None = None,
     if lab_dir.exists():
         shutil.rmtree(lab_dir)
     lab_dir.mkdir(parents=True)
-    os.chmod(lab_dir, 0o755)
+    os.chmod(lab_dir, 0o755)  # noqa: S103 - daemons run as frr and the lab's SSH user
     state = LabState(
         name=topology.name, directory=lab_dir, source_file=str(topology.path),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -255,8 +255,8 @@ def _drop_profile(lab: str, settings: Settings | None) -> None:
     try:
         if store.load(lab).source == f"lab:{lab}":
             store.delete(lab)
-    except Exception:  # noqa: BLE001 - absent or unreadable: nothing of ours to drop
-        pass
+    except SwitchboardError as exc:  # absent or unreadable: nothing of ours to drop
+        log.debug("no lab profile to drop for %s: %s", lab, exc)
 
 
 class Lab:
@@ -490,7 +490,8 @@ class Lab:
         (routers), else its first address on a data interface. Never mgmt."""
         n = self.node(node)
         raw = run(["ip", "-n", n.netns, "-j", "-4", "addr", "show"]).stdout
-        loopback, data = [], []
+        loopback: list[str] = []
+        data: list[str] = []
         for link in json.loads(raw or "[]"):
             for addr in link.get("addr_info", []):
                 ip = IPv4Address(addr["local"])
@@ -500,7 +501,7 @@ class Lab:
         found = loopback + data
         if not found:
             raise LabStateError(f"node {node} has no data-plane address", lab=self.name)
-        return found[0]
+        return str(found[0])
 
     def traffic(self, src: str, dst: str, nbytes: int, *, port: int = 5201,
                 timeout_s: float = 120.0, wait_s: float = 30.0) -> TrafficReport:

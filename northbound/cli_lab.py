@@ -25,11 +25,15 @@ NameArg = Annotated[str | None, typer.Argument(help="Lab name (may be left out w
 
 
 class UpDown(StrEnum):
+    """Link actions."""
+
     down = "down"
     up = "up"
 
 
 class StopStart(StrEnum):
+    """Node actions."""
+
     stop = "stop"
     start = "start"
 

@@ -118,7 +118,8 @@ class CredentialStore:
         except ValidationError as exc:
             # pydantic would echo the input values (secrets) in its message: report fields only
             fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
-            raise ConfigError(f"credential profile {name!r} invalid in: {', '.join(fields)}") from None
+            raise ConfigError(
+                f"credential profile {name!r} invalid in: {', '.join(fields)}") from None
 
     def delete(self, name: str) -> bool:
         try:

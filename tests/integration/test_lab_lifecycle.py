@@ -81,7 +81,8 @@ def test_a_deploy_that_fails_half_way_removes_what_it_made(
     (tmp_path / "mini").symlink_to(TOPOLOGIES / "mini")
     before = machine()
     topo = load_topology(broken).relocate(NAME, SUBNET)
-    with pytest.raises(LabRuntimeError, match="exec 'ip route add 10.9.9.0/24 via 1.1.1.1' failed"):
+    failed = r"exec 'ip route add 10\.9\.9\.0/24 via 1\.1\.1\.1' failed"
+    with pytest.raises(LabRuntimeError, match=failed):
         deploy(topo, settings=lab_home)
     after = machine()
     assert after["netns"] == before["netns"]
