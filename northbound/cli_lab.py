@@ -50,10 +50,11 @@ def _print_status(lab: Lab, rows: list[NodeStatus], as_json: bool) -> None:
                    "credential_profile": lab.name, "source_file": lab.state.source_file,
                    "nodes": [dataclasses.asdict(r) for r in rows]})
         return
-    table(f"lab {lab.name}  (mgmt {lab.state.subnet}, traps to "
-          f"{lab.state.trap_host}:{lab.state.trap_port}, credential profile '{lab.name}')",
+    table(f"lab {lab.name}",
           ["node", "kind", "role", "mgmt", "state", "snmp", "ssh cli", "netconf"],
-          _status_rows(rows))
+          _status_rows(rows),
+          caption=f"mgmt {lab.state.subnet} · traps to {lab.state.trap_host}:"
+                  f"{lab.state.trap_port} · credential profile '{lab.name}'")
 
 
 @app.command("deploy")

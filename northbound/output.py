@@ -31,9 +31,10 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+          caption: str | None = None) -> None:
     """Print a table; booleans become yes/no, ``None`` a dash (not served)."""
-    tbl = Table(title=title, title_justify="left")
+    tbl = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for col in columns:
         tbl.add_column(col)
     for row in rows:

@@ -44,10 +44,14 @@ fi
 stamp=.venv/.switchboard-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "install.sh: installing the suite into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import lab, northbound.cli" # fail loudly if the install did not take
+  echo "install.sh: installing the suite into .venv (log: .venv/install.log)"
+  if ! { .venv/bin/python -m pip install --upgrade pip \
+         && .venv/bin/python -m pip install -e '.[dev]'; } > .venv/install.log 2>&1; then
+    tail -n 30 .venv/install.log >&2
+    echo "install.sh: pip failed; the whole log is in .venv/install.log" >&2
+    exit 1
+  fi
+  .venv/bin/python -c "import lab, northbound.cli"  # fail loudly if the install did not take
   echo "$want" > "$stamp"
 fi
 echo "install.sh: ready ($(.venv/bin/python --version), $(/usr/lib/frr/zebra --version | head -n1))"
