@@ -22,7 +22,7 @@ from lab import deploy, load_topology
 from topology.settings import get_settings
 
 CORE = Path(__file__).resolve().parent.parent / "lab" / "topologies" / "core.clab.yml"
-NAME, SUBNET = "b-core", "172.31.60.0/24"
+NAME, SUBNET = "b-core", "172.31.250.0/24"
 
 
 def ip(*args: str) -> None:

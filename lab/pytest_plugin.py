@@ -4,6 +4,7 @@ Fixtures:
   ``mini_lab`` / ``core_lab``  the shipped topologies, deployed once per session
                                under test names (``t-mini``, ``t-core``) and their own
                                mgmt subnets, so they run beside a user's own labs
+                               (``SWITCHBOARD_TEST_SLOT=N`` moves a session to slot N)
   ``lab_factory``              deploy any topology file once per session
   ``lab_home``                 the session's private SWITCHBOARD_HOME
 
@@ -35,8 +36,28 @@ from topology.settings import Settings, get_settings
 
 TOPOLOGIES = Path(__file__).parent / "topologies"
 REQUIRE_ENV = "SWITCHBOARD_REQUIRE_LAB"
-# test labs live in 172.31.0.0/16, away from the shipped files' 172.20.x.0/24
-TEST_SUBNETS = {"mini": "172.31.21.0/24", "core": "172.31.20.0/24"}
+SLOT_ENV = "SWITCHBOARD_TEST_SLOT"
+
+
+def current_slot() -> int:
+    """Which slot this test session uses (``SWITCHBOARD_TEST_SLOT``, 0 to 9): sessions in
+    different slots run side by side with their own lab names and mgmt subnets."""
+    slot = int(os.environ.get(SLOT_ENV, "0"))
+    if not 0 <= slot <= 9:
+        raise ValueError(f"{SLOT_ENV} must be 0..9, not {slot}")
+    return slot
+
+
+def slot_lab_name(base: str) -> str:
+    """``t-core`` in slot 0, ``t3-core`` in slot 3."""
+    slot = current_slot()
+    return f"t-{base}" if slot == 0 else f"t{slot}-{base}"
+
+
+def slot_subnet(offset: int) -> str:
+    """Test labs live in 172.31.0.0/16, away from the shipped files' 172.20.x.0/24:
+    slot N uses 172.31.(20 + 20N + offset).0/24, offset 0..19."""
+    return f"172.31.{20 + 20 * current_slot() + offset}.0/24"
 
 
 def lab_unavailable() -> str | None:
@@ -184,10 +205,12 @@ def lab_factory(lab_home: Settings, request: pytest.FixtureRequest) -> Iterator[
 @pytest.fixture(scope="session")
 def mini_lab(lab_factory: LabFactory) -> LabHandle:
     """lab/topologies/mini.clab.yml, deployed as ``t-mini``."""
-    return lab_factory(TOPOLOGIES / "mini.clab.yml", name="t-mini", subnet=TEST_SUBNETS["mini"])
+    return lab_factory(TOPOLOGIES / "mini.clab.yml", name=slot_lab_name("mini"),
+                       subnet=slot_subnet(1))
 
 
 @pytest.fixture(scope="session")
 def core_lab(lab_factory: LabFactory) -> LabHandle:
     """lab/topologies/core.clab.yml, deployed as ``t-core``."""
-    return lab_factory(TOPOLOGIES / "core.clab.yml", name="t-core", subnet=TEST_SUBNETS["core"])
+    return lab_factory(TOPOLOGIES / "core.clab.yml", name=slot_lab_name("core"),
+                       subnet=slot_subnet(0))

@@ -25,13 +25,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, ip_network
 from pathlib import Path
+from typing import Any
 
 from lab import probe
 from lab.daemons import prepare_node, required_binaries, start_daemons, stop_daemons
 from lab.model import LabCredentials, NodeSpec, Role, Topology
 from lab.pod import Pod, which
 from lab.proc import ProcRef, end_processes, netns_exists, netns_pids, run
-from lab.state import STATE_FILE, LabState, NodeState, bridge_name, mgmt_veth_name, netns_name
+from lab.state import (
+    STATE_FILE,
+    LabState,
+    NodeState,
+    bridge_name,
+    mgmt_veth_name,
+    netns_name,
+    netns_prefix,
+)
+from lab.traffic import TRANSIENT_EXIT
 from topology.credentials import CredentialProfile, CredentialStore, SnmpV3User
 from topology.errors import LabRuntimeError, LabStateError, SwitchboardError
 from topology.settings import Settings, get_settings
@@ -85,6 +95,7 @@ class TrafficReport:
     bytes_sent: int
     bytes_received: int
     seconds: float
+    attempts: int = 1
 
     @property
     def rate_mbps(self) -> float:
@@ -142,6 +153,10 @@ def _parse_trap_target(value: str | None, topology: Topology) -> tuple[str, int]
     if not 0 < number < 65536:
         raise LabRuntimeError(f"trap target port {number} out of range", lab=topology.name,
                               operation="preflight")
+    if address in (topology.mgmt.subnet.network_address,
+                   topology.mgmt.subnet.broadcast_address):
+        raise LabRuntimeError(f"trap target {address} is the mgmt subnet's network or broadcast "
+                              "address", lab=topology.name, operation="preflight")
     if address not in topology.mgmt.subnet:
         raise LabRuntimeError(
             f"trap target {address} is outside the lab's mgmt subnet {topology.mgmt.subnet}: "
@@ -213,7 +228,7 @@ def deploy(topology: Topology, *, trap_target: str | None = None,
 
 
 def _stray_objects(lab: str) -> list[str]:
-    prefix = f"sb-{lab}-"
+    prefix = netns_prefix(lab)
     names = [ln.split()[0] for ln in run(["ip", "netns", "list"]).stdout.splitlines() if ln]
     stray = [n for n in names if n.startswith(prefix)]
     if Path("/sys/class/net", bridge_name(lab)).exists():
@@ -504,12 +519,30 @@ class Lab:
         return str(found[0])
 
     def traffic(self, src: str, dst: str, nbytes: int, *, port: int = 5201,
-                timeout_s: float = 120.0, wait_s: float = 30.0) -> TrafficReport:
+                timeout_s: float = 120.0, wait_s: float = 30.0,
+                attempts: int = 3) -> TrafficReport:
         """Send ``nbytes`` of TCP payload from node ``src`` to node ``dst`` over the data plane,
-        waiting up to ``wait_s`` for a route (routing converges after deploy or restart)."""
+        waiting up to ``wait_s`` for a route (routing converges after deploy or restart).
+
+        A transfer cut by a route that flaps mid-way is retried whole, up to ``attempts``
+        times; the report says how many it took (the counters saw every attempt)."""
         if nbytes <= 0:
             raise LabStateError("--bytes must be positive", lab=self.name)
         address = self.data_address(dst)
+        for attempt in range(1, attempts + 1):
+            result = self._transfer(src, dst, address, nbytes, port, timeout_s, wait_s)
+            if result is not None:
+                sent, got = result
+                return TrafficReport(src=src, dst=dst, dst_address=address,
+                                     bytes_sent=sent["sent"], bytes_received=got["received"],
+                                     seconds=sent["seconds"], attempts=attempt)
+        raise LabRuntimeError(f"traffic from {src} to {dst} ({address}): the route kept "
+                              f"flapping in {attempts} attempts", lab=self.name, node=src,
+                              operation="traffic")
+
+    def _transfer(self, src: str, dst: str, address: str, nbytes: int, port: int,
+                  timeout_s: float, wait_s: float) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """One transfer; ``None`` when a flapping route cut it (worth another attempt)."""
         tool = [sys.executable, "-m", "lab.traffic"]
         receiver = subprocess.Popen(
             self.pod(dst).enter([*tool, "recv", "--port", str(port)]),
@@ -525,6 +558,9 @@ class Lab:
                                         "--wait", str(wait_s)],
                                        operation="traffic send", check=False,
                                        timeout_s=timeout_s)
+            if sender.returncode == TRANSIENT_EXIT:
+                log.info("traffic %s -> %s: %s", src, dst, sender.stderr.strip())
+                return None
             if sender.returncode != 0:
                 raise LabRuntimeError(f"traffic from {src} to {dst} ({address}) failed: "
                                       f"{sender.stderr.strip()}", lab=self.name, node=src,
@@ -534,10 +570,7 @@ class Lab:
             if receiver.poll() is None:
                 receiver.kill()
                 receiver.wait()
-        sent = json.loads(sender.stdout)
-        got = json.loads(out)
-        return TrafficReport(src=src, dst=dst, dst_address=address, bytes_sent=sent["sent"],
-                             bytes_received=got["received"], seconds=sent["seconds"])
+        return json.loads(sender.stdout), json.loads(out)
 
     # -- inspect -------------------------------------------------------------------
     def inspect(self) -> list[NodeStatus]:

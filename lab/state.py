@@ -16,30 +16,39 @@ from typing import Any
 from lab.model import LabCredentials, Role
 from lab.proc import ProcRef
 
-__all__ = ["LabState", "NodeState", "bridge_name", "mgmt_veth_name", "netns_name"]
+__all__ = [
+    "LabState", "NodeState", "bridge_name", "mgmt_veth_name", "netns_name", "netns_prefix",
+]
 
 STATE_FILE = "state.json"
 CREDENTIALS_FILE = "credentials.json"
 
 
+def netns_prefix(lab: str) -> str:
+    """Every namespace of ``lab`` starts with this; no other lab's does, because lab
+    and node names cannot hold a '.'."""
+    return f"sb-{lab}."
+
+
 def netns_name(lab: str, node: str) -> str:
-    """The network namespace of a node: ``sb-<lab>-<node>``."""
-    return f"sb-{lab}-{node}"
+    """The network namespace of a node: ``sb-<lab>.<node>``."""
+    return f"{netns_prefix(lab)}{node}"
 
 
 def _short(lab: str) -> str:
-    return hashlib.sha1(lab.encode()).hexdigest()[:6]  # noqa: S324 - a name, not security
+    return hashlib.sha1(lab.encode()).hexdigest()[:8]  # noqa: S324 - a name, not security
 
 
 def bridge_name(lab: str) -> str:
     """The mgmt bridge in the root namespace (kernel names hold at most 15 characters)."""
     name = f"sb-{lab}"
-    return name if len(name) <= 15 else f"sb-{_short(lab)}"
+    # the hashed form starts "sbh", which no readable "sb-..." name can
+    return name if len(name) <= 15 else f"sbh{_short(lab)}"
 
 
 def mgmt_veth_name(lab: str, index: int) -> str:
     """The root-namespace end of node ``index``'s mgmt veth."""
-    return f"sb{_short(lab)}m{index}"
+    return f"sb{_short(lab)[:6]}m{index}"
 
 
 @dataclass

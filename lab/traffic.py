@@ -36,6 +36,9 @@ def _recv(port: int, timeout_s: float) -> int:
 
 
 _NOT_YET = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.ETIMEDOUT)
+# a route that flaps while routing re-converges: the transfer is retried whole
+_TRANSIENT = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNRESET, errno.EPIPE)
+TRANSIENT_EXIT = 3
 
 
 def _connect(address: str, port: int, timeout_s: float, wait_s: float) -> socket.socket:
@@ -60,6 +63,18 @@ def _send(address: str, port: int, nbytes: int, timeout_s: float, wait_s: float)
               f"{exc.strerror or exc}", file=sys.stderr)
         return 1
     start = time.monotonic()
+    try:
+        _stream(conn, payload, nbytes)
+    except OSError as exc:
+        if exc.errno in _TRANSIENT:
+            print(f"route to {address} lost mid-transfer: {exc.strerror}", file=sys.stderr)
+            return TRANSIENT_EXIT
+        raise
+    print(json.dumps({"sent": nbytes, "seconds": time.monotonic() - start}), flush=True)
+    return 0
+
+
+def _stream(conn: socket.socket, payload: bytes, nbytes: int) -> None:
     with conn:
         left = nbytes
         while left > 0:
@@ -67,8 +82,6 @@ def _send(address: str, port: int, nbytes: int, timeout_s: float, wait_s: float)
             left -= sent
         conn.shutdown(socket.SHUT_WR)
         conn.recv(1)  # wait for the receiver to close: everything has arrived
-    print(json.dumps({"sent": nbytes, "seconds": time.monotonic() - start}), flush=True)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from northbound import cli_lab
 from northbound.output import err
@@ -19,7 +20,7 @@ def main() -> None:
     try:
         app()
     except SwitchboardError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, markup=True)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
         raise SystemExit(1) from None
 
 

@@ -89,7 +89,7 @@ class CredentialStore:
         self._dir = (settings or get_settings()).credentials_dir
 
     def _path(self, name: str) -> Path:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise CredentialError(f"invalid credential profile name {name!r}", profile=name)
         return self._dir / f"{name}.json"
 

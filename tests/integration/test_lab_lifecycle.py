@@ -12,13 +12,13 @@ import pytest
 
 from lab import Lab, deploy, load_topology
 from lab.proc import ProcRef
-from lab.pytest_plugin import TOPOLOGIES
+from lab.pytest_plugin import TOPOLOGIES, slot_lab_name, slot_subnet
 from topology.credentials import CredentialStore
 from topology.errors import LabRuntimeError, LabStateError
 from topology.settings import Settings
 
 pytestmark = pytest.mark.lab
-NAME, SUBNET = "t-life", "172.31.40.0/24"
+NAME, SUBNET = slot_lab_name("life"), slot_subnet(2)
 
 
 def machine() -> dict[str, set[str]]:
@@ -46,7 +46,7 @@ def test_deploy_then_destroy_leaves_the_machine_as_it_was(lab_home: Settings) ->
     assert all(r.alive() for r in pids)
     assert CredentialStore(lab_home).load(NAME).source == f"lab:{NAME}"
     during = machine()
-    assert {f"sb-{NAME}-r1", f"sb-{NAME}-r2", f"sb-{NAME}-h1"} <= during["netns"]
+    assert {f"sb-{NAME}.r1", f"sb-{NAME}.r2", f"sb-{NAME}.h1"} <= during["netns"]
 
     res = subprocess.run([sys.executable, "-m", "northbound.cli", "lab", "destroy", NAME],
                          capture_output=True, text=True, timeout=120, check=False)
@@ -96,7 +96,7 @@ def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_deploy(lab_home: Sett
     # the run is killed: every process dies at once, nothing is cleaned
     for ref in [r for n in lab.state.nodes.values() for r in n.processes()]:
         os.kill(ref.pid, signal.SIGKILL)
-    assert {f"sb-{NAME}-r1"} <= machine()["netns"]
+    assert {f"sb-{NAME}.r1"} <= machine()["netns"]
     again = mini(lab_home)
     try:
         assert again.inspect()[0].snmp is True
@@ -118,9 +118,10 @@ def test_trap_target_outside_the_lab_is_refused_before_anything_is_made(
 def test_overlapping_mgmt_subnet_is_refused(lab_home: Settings) -> None:
     lab = mini(lab_home)
     try:
-        other = load_topology(TOPOLOGIES / "mini.clab.yml").relocate("t-other", SUBNET)
+        other = load_topology(TOPOLOGIES / "mini.clab.yml").relocate(slot_lab_name("other"),
+                                                                     SUBNET)
         with pytest.raises(LabRuntimeError, match="overlaps"):
             deploy(other, settings=lab_home)
-        assert not any(n.startswith("sb-t-other-") for n in machine()["netns"])
+        assert not any(n.startswith(f"sb-{slot_lab_name('other')}.") for n in machine()["netns"])
     finally:
         lab.destroy()
