@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.markup import escape
 
-from northbound import cli_lab
+from northbound import cli_inventory, cli_lab
 from northbound.output import err
 from topology.errors import SwitchboardError
 
@@ -13,6 +15,22 @@ app = typer.Typer(help="Switchboard: network operations suite (discovery, perfor
                   "fault, fulfilment) with a slim BSS and an emulated lab.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(cli_lab.app, name="lab")
+app.command("discover")(cli_inventory.discover_cmd)
+app.add_typer(cli_inventory.inventory_app, name="inventory")
+app.add_typer(cli_inventory.topology_app, name="topology")
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Serve the REST API (the inventory under /api; OpenAPI at /docs)."""
+    import uvicorn
+
+    from northbound.api import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
 
 def main() -> None:

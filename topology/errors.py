@@ -11,7 +11,13 @@ exactly once per protocol, at the edge, with ``raise ... from exc``.
     │   ├── TopologyFileError       a topology file refused (file, line, reason)
     │   ├── LabStateError           lab already running / not found / ambiguous
     │   └── LabRuntimeError         a command or daemon failed (node, operation)
+    ├── ScopeError                  a target outside the ranges discovery may probe
     └── DeviceError                 talking to a device failed (device, operation)
+        └── CollectionError         reading failed; carries a StatusCode (.status)
+            ├── DeviceTimeout       no answer within the timeout, after the retries
+            ├── AuthenticationFailed  community, USM user/keys, SSH or NETCONF login refused
+            ├── ConnectionRefused   the port is closed
+            └── ProtocolError       the peer answered something we cannot use
 
 Errors carry their context as attributes, not only in the message.
 """
@@ -19,16 +25,24 @@ Errors carry their context as attributes, not only in the message.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 __all__ = [
+    "AuthenticationFailed",
+    "CollectionError",
     "ConfigError",
+    "ConnectionRefused",
     "CredentialError",
     "DeviceError",
+    "DeviceTimeout",
     "LabError",
     "LabRuntimeError",
     "LabStateError",
     "Problem",
+    "ProtocolError",
+    "ScopeError",
+    "StatusCode",
     "SwitchboardError",
     "TopologyFileError",
 ]
@@ -104,3 +118,60 @@ class DeviceError(SwitchboardError):
         super().__init__(message)
         self.device = device
         self.operation = operation
+
+
+class ScopeError(SwitchboardError):
+    """A target lies outside the ranges the settings allow discovery to probe."""
+
+    def __init__(self, message: str, *, targets: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.targets = list(targets or [])
+
+
+class StatusCode(StrEnum):
+    """How an operation on one device ended: stable codes the fault logic reasons on
+    (after suzieq's poller error codes)."""
+
+    OK = "ok"
+    PARTIAL = "partial"            # some tables or planes answered, some failed
+    TIMEOUT = "timeout"
+    AUTH_FAILED = "auth_failed"
+    REFUSED = "refused"
+    UNREACHABLE = "unreachable"    # no route, host down (ICMP unreachable)
+    PROTOCOL_ERROR = "protocol_error"
+    ERROR = "error"
+
+
+class CollectionError(DeviceError):
+    """Reading from a device failed; ``status`` says how, for code that reasons on it."""
+
+    status: StatusCode = StatusCode.ERROR
+
+    def __init__(self, message: str, *, device: str, operation: str,
+                 profile: str | None = None) -> None:
+        super().__init__(message, device=device, operation=operation)
+        self.profile = profile
+
+
+class DeviceTimeout(CollectionError):
+    """No answer within the timeout, after the retries."""
+
+    status = StatusCode.TIMEOUT
+
+
+class AuthenticationFailed(CollectionError):
+    """The device refused the credentials (community, USM user or keys, SSH or NETCONF)."""
+
+    status = StatusCode.AUTH_FAILED
+
+
+class ConnectionRefused(CollectionError):
+    """The management port is closed."""
+
+    status = StatusCode.REFUSED
+
+
+class ProtocolError(CollectionError):
+    """The device answered something the collector cannot use."""
+
+    status = StatusCode.PROTOCOL_ERROR

@@ -1,0 +1,158 @@
+"""The REST API: the inventory under /api, paged and filtered, errors as RFC 9457
+problem details. ``switchboard serve`` runs it; tests use :func:`create_app` directly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from topology.db import get_engine, init_db
+from topology.errors import SwitchboardError
+from topology.inventory import (
+    ChangePublic,
+    DevicePublic,
+    HardwareComponentPublic,
+    InterfacePublic,
+    IpAddressPublic,
+    LinkPublic,
+)
+from topology.queries import (
+    NotFound,
+    Page,
+    device_detail,
+    list_changes,
+    list_devices,
+    list_interfaces,
+    list_links,
+    parse_since,
+)
+
+__all__ = ["create_app"]
+
+PROBLEM = "application/problem+json"
+
+
+def _session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(_session)]
+Offset = Annotated[int, Query(ge=0, description="rows to skip")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]
+
+
+class InterfaceRow(InterfacePublic):
+    """An interface with its device's name."""
+
+    device: str
+
+
+class DeviceDetailPublic(BaseModel):
+    """One device with everything the inventory holds on it."""
+
+    device: DevicePublic
+    interfaces: list[InterfacePublic]
+    addresses: list[IpAddressPublic]
+    hardware: list[HardwareComponentPublic]
+    links: list[LinkPublic]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+def _problem(request: Request, status: int, title: str, detail: str) -> JSONResponse:
+    body = Problem(title=title, status=status, detail=detail, instance=str(request.url.path))
+    return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM)
+
+
+def create_app(engine: Engine | None = None) -> FastAPI:
+    """The app, on ``engine`` (default: the suite's database)."""
+    engine = engine or get_engine()
+    init_db(engine)
+    app = FastAPI(title="Switchboard", version="0.1.0",
+                  description="Network operations suite: inventory and topology (discovery).",
+                  responses={404: {"model": Problem, "description": "not found"},
+                             422: {"model": Problem, "description": "invalid request"}})
+
+    app.state.engine = engine
+
+    def paged(response: Response, page: Page[Any]) -> None:
+        response.headers["X-Total-Count"] = str(page.total)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return _problem(request, 404, "Not found", str(exc))
+
+    @app.exception_handler(SwitchboardError)
+    async def refused(request: Request, exc: SwitchboardError) -> JSONResponse:
+        return _problem(request, 400, "Request refused", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                           for e in exc.errors())
+        return _problem(request, 422, "Invalid request", detail)
+
+    api = APIRouter(prefix="/api")
+
+    @api.get("/devices", response_model=list[DevicePublic], tags=["inventory"])
+    def devices(s: SessionDep, response: Response, offset: Offset = 0, limit: Limit = 100,
+                role: str | None = None, status: str | None = None) -> list[DevicePublic]:
+        """Devices by name; filters: role, status. The total is in X-Total-Count."""
+        page = list_devices(s, role=role, status=status, offset=offset, limit=limit)
+        paged(response, page)
+        return page.items
+
+    @api.get("/devices/{name}", response_model=DeviceDetailPublic, tags=["inventory"])
+    def device(name: str, s: SessionDep) -> DeviceDetailPublic:
+        """One device with its interfaces, addresses, hardware and links."""
+        d = device_detail(s, name)
+        return DeviceDetailPublic(device=d.device, interfaces=d.interfaces,
+                                  addresses=d.addresses, hardware=d.hardware, links=d.links)
+
+    @api.get("/interfaces", response_model=list[InterfaceRow], tags=["inventory"])
+    def interfaces(s: SessionDep, response: Response, offset: Offset = 0, limit: Limit = 100,
+                   device: str | None = None,
+                   oper_status: str | None = None) -> list[InterfaceRow]:
+        """Interfaces with their device; filters: device, oper_status."""
+        page = list_interfaces(s, device=device, oper_status=oper_status, offset=offset,
+                               limit=limit)
+        paged(response, page)
+        return [InterfaceRow(device=dev, **i.model_dump()) for dev, i in page.items]
+
+    @api.get("/links", response_model=list[LinkPublic], tags=["topology"])
+    def links(s: SessionDep, response: Response, offset: Offset = 0, limit: Limit = 100,
+              device: str | None = None, confirmed: bool | None = None) -> list[LinkPublic]:
+        """Links; filters: device (either end), confirmed."""
+        page = list_links(s, device=device, confirmed=confirmed, offset=offset, limit=limit)
+        paged(response, page)
+        return page.items
+
+    @api.get("/changes", response_model=list[ChangePublic], tags=["inventory"])
+    def changes(s: SessionDep, response: Response, offset: Offset = 0, limit: Limit = 100,
+                since: Annotated[str | None, Query(description="15m, 1h, 2d or ISO time")]
+                = None, device: str | None = None, entity: str | None = None,
+                run_id: int | None = None) -> list[ChangePublic]:
+        """Change records, oldest first; filters: since, device, entity, run_id."""
+        page = list_changes(s, since=parse_since(since) if since else None, device=device,
+                            entity=entity, run_id=run_id, offset=offset, limit=limit)
+        paged(response, page)
+        return page.items
+
+    app.include_router(api)
+    return app
