@@ -110,6 +110,8 @@ def discover_cmd(
                                                  for f in result.failed)],
         ["links", result.links, f"{result.links_confirmed} confirmed by both ends"],
         ["no answer", result.no_answer, f"of {result.addresses_probed} addresses probed"],
+        ["swept", result.arp_answered, f"answered ARP ({result.icmp_answered} answered "
+                                       "ICMP; ARP-silent addresses were not probed)"],
     ]
     table(f"discovery run {result.run_id}: {label}", ["", "count", "which"], rows,
           caption=f"{result.seconds:.1f} s · profiles {', '.join(names)}")
@@ -131,7 +133,7 @@ def devices_cmd(
     table(f"devices ({page.total})", ["name", "role", "mgmt", "vendor", "os", "planes",
                                      "status", "last seen"],
           [[d.name, d.role, d.mgmt_address, d.vendor, f"{d.os_name or ''} {d.os_version or ''}",
-            d.planes, d.status, f"{d.last_seen:%Y-%m-%d %H:%M:%S}"] for d in page.items])
+            d.planes, d.status, f"{d.last_seen:%m-%d %H:%M}"] for d in page.items])
 
 
 @inventory_app.command("interfaces")
@@ -149,7 +151,7 @@ def interfaces_cmd(
         return
     table(f"interfaces ({page.total})", ["device", "ifIndex", "name", "description", "speed",
                                         "mac", "admin", "oper", "missing"],
-          [[dev, i.if_index, i.name, i.description, f"{i.speed_mbps} Mb/s"
+          [[dev, i.if_index, i.name, i.alias, f"{i.speed_mbps} Mb/s"
             if i.speed_mbps else None, i.mac, i.admin_status, i.oper_status, i.missing]
            for dev, i in page.items])
 
@@ -184,8 +186,9 @@ def show_cmd(device: Annotated[str, typer.Argument(metavar="DEVICE")],
     d = detail.device
     table(f"device {d.name}", ["attribute", "value"], [
         ["sysName", d.sys_name], ["role", f"{d.role} ({d.role_reason})"],
-        ["mgmt address", d.mgmt_address], ["vendor / model", f"{d.vendor} / {d.model}"],
-        ["OS", f"{d.os_name} {d.os_version}"], ["serial", d.serial],
+        ["mgmt address", d.mgmt_address], ["vendor", d.vendor], ["model", d.model],
+        ["OS", f"{d.os_name or ''} {d.os_version or ''}".strip() or None],
+        ["serial", d.serial],
         ["sysObjectID", d.sys_object_id], ["sysDescr", d.sys_descr],
         ["SNMP engine id", d.engine_id], ["LLDP chassis id", d.chassis_id],
         ["planes", d.planes], ["credential profile", d.credential_profile],
@@ -197,7 +200,7 @@ def show_cmd(device: Annotated[str, typer.Argument(metavar="DEVICE")],
         by_iface.setdefault(a.interface_id, []).append(f"{a.address}/{a.prefix_length}")
     table("interfaces", ["ifIndex", "name", "description", "speed", "mac", "mtu", "admin",
                          "oper", "addresses"],
-          [[i.if_index, i.name, i.description, i.speed_mbps, i.mac, i.mtu, i.admin_status,
+          [[i.if_index, i.name, i.alias, i.speed_mbps, i.mac, i.mtu, i.admin_status,
             i.oper_status, " ".join(by_iface.get(i.id, []))] for i in detail.interfaces])
     if detail.links:
         table("links", ["a", "b", "confirmed"],

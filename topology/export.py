@@ -22,11 +22,29 @@ from sqlmodel import Session, col, select
 
 from topology.inventory import Device, Interface, IpAddress, Link
 
-__all__ = ["TopologySnapshot", "load_snapshot", "to_clab", "to_dot", "to_graph", "to_json"]
+__all__ = ["TopologySnapshot", "clab_node_names", "load_snapshot", "to_clab", "to_dot",
+           "to_graph", "to_json"]
 
 _ROLE_IMAGES = {"router": "frrouting/frr:v8.4.1"}
 _DEFAULT_IMAGE = "alpine:3.20"
 _CLAB_NAME = re.compile(r"[^a-z0-9-]+")
+_NODE_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def clab_node_names(names: list[str]) -> dict[str, str]:
+    """Device name -> a containerlab node name the lab's parser accepts
+    (``r1.lab.example`` -> ``r1-lab-example``; ``r1@10.0.0.9`` -> ``r1-10-0-0-9``), unique."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in names:
+        base = _NODE_CHARS.sub("-", name).strip("-_")[:30] or "node"
+        candidate, n = base, 2
+        while candidate in taken:
+            suffix = f"-{n}"
+            candidate, n = base[: 30 - len(suffix)] + suffix, n + 1
+        taken.add(candidate)
+        out[name] = candidate
+    return out
 
 
 @dataclass
@@ -97,7 +115,9 @@ def to_json(snap: TopologySnapshot) -> str:
 
 
 def _dot_id(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A quoted Graphviz id; a newline becomes Graphviz's line break."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + escaped + '"'
 
 
 def to_dot(snap: TopologySnapshot) -> str:
@@ -105,7 +125,7 @@ def to_dot(snap: TopologySnapshot) -> str:
     shapes = {"router": "ellipse", "switch": "box", "vnf": "hexagon"}
     lines = ["graph switchboard {", "  node [fontname=Helvetica];"]
     for d in snap.devices:
-        label = f"{d.name}\\n{d.role} {d.mgmt_address or ''}"
+        label = f"{d.name}\n{d.role} {d.mgmt_address or ''}"
         lines.append(f"  {_dot_id(d.name)} [shape={shapes.get(d.role, 'note')}, "
                      f"label={_dot_id(label)}];")
     for link in snap.links:
@@ -157,7 +177,7 @@ def to_clab(snap: TopologySnapshot, directory: Path, *, name: str = "discovered"
     mgmt = [IPv4Address(d.mgmt_address) for d in snap.devices if d.mgmt_address]
     subnets = {IPv4Network(f"{a}/24", strict=False) for a in mgmt}
     subnet = subnets.pop() if len(subnets) == 1 else None
-    used: dict[str, set[str]] = {}
+    node_name = clab_node_names([d.name for d in snap.devices])
     links_out = []
     for link in snap.links:
         a, b = snap.end(link.a_interface_id), snap.end(link.b_interface_id)
@@ -165,10 +185,8 @@ def to_clab(snap: TopologySnapshot, directory: Path, *, name: str = "discovered"
             continue
         if "mgmt0" in (a[1].name, b[1].name):
             continue
-        links_out.append({"endpoints": [f"{a[0].name}:{a[1].name}",
-                                        f"{b[0].name}:{b[1].name}"]})
-        used.setdefault(a[0].name, set()).add(a[1].name)
-        used.setdefault(b[0].name, set()).add(b[1].name)
+        links_out.append({"endpoints": [f"{node_name[a[0].name]}:{a[1].name}",
+                                        f"{node_name[b[0].name]}:{b[1].name}"]})
     addrs_by_dev: dict[int, list[IpAddress]] = {}
     for addr in snap.addresses:
         addrs_by_dev.setdefault(addr.device_id, []).append(addr)
@@ -182,11 +200,11 @@ def to_clab(snap: TopologySnapshot, directory: Path, *, name: str = "discovered"
             node["mgmt-ipv4"] = dev.mgmt_address
         if dev.role == "router":
             config_dir.mkdir(parents=True, exist_ok=True)
-            conf = config_dir / f"{dev.name}.conf"
+            conf = config_dir / f"{node_name[dev.name]}.conf"
             conf.write_text(_frr_config(dev, snap.by_device.get(dev.id or -1, []),
                                         addrs_by_dev.get(dev.id or -1, [])))
-            node["startup-config"] = f"{name}/{dev.name}.conf"
-        nodes[dev.name] = node
+            node["startup-config"] = f"{name}/{node_name[dev.name]}.conf"
+        nodes[node_name[dev.name]] = node
     doc: dict[str, Any] = {"name": name}
     if subnet is not None:
         doc["mgmt"] = {"network": f"clab-{name}", "ipv4-subnet": str(subnet)}

@@ -40,6 +40,8 @@ class DiscoverySettings:
     device_budget_s: float = 60.0
     concurrency: int = 64
     roles_file: Path | None = None
+    sweep: bool = True          # ARP/ICMP sweep first (root only); ARP-silent addresses skipped
+    sweep_rate_pps: float = 500.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,6 +56,23 @@ def _networks(values: Iterable[str], where: str) -> tuple[IPv4Network, ...]:
             raise ConfigError(f"{where}: {value!r}: only IPv4 ranges are supported")
         out.append(net)
     return tuple(out)
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    """A YAML list; one scalar is a one-item list (``profiles: lab``)."""
+    if value is None:
+        return []
+    if isinstance(value, (str, int, float)):
+        return [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list")
+    return value
+
+
+def _bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where}: expected true or false, not {value!r}")
 
 
 def load_discovery_settings(settings: Settings | None = None) -> DiscoverySettings:
@@ -71,19 +90,23 @@ def load_discovery_settings(settings: Settings | None = None) -> DiscoverySettin
         raw = loaded.get("discovery") or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: 'discovery' must be a mapping")
-    allowed = _networks(raw.get("allowed") or [], f"{path} discovery.allowed")
+    allowed = _networks(_list(raw.get("allowed"), f"{path} discovery.allowed"),
+                        f"{path} discovery.allowed")
     env = os.environ.get(ALLOWED_ENV, "")
     allowed += _networks([v for v in env.split(",") if v.strip()], ALLOWED_ENV)
     try:
         roles = raw.get("roles_file")
         return DiscoverySettings(
             allowed=allowed,
-            profiles=tuple(str(p) for p in raw.get("profiles") or ()),
+            profiles=tuple(str(p) for p in _list(raw.get("profiles"),
+                                                 f"{path} discovery.profiles")),
             timeout_s=float(raw.get("timeout_s", 1.0)),
             retries=int(raw.get("retries", 1)),
             device_budget_s=float(raw.get("device_budget_s", 60.0)),
             concurrency=int(raw.get("concurrency", 64)),
             roles_file=(settings.home / roles) if roles else None,
+            sweep=_bool(raw.get("sweep", True), f"{path} discovery.sweep"),
+            sweep_rate_pps=float(raw.get("sweep_rate_pps", 500.0)),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: discovery settings: {exc}") from None
@@ -128,7 +151,7 @@ def expand_targets(targets: Sequence[str]) -> list[IPv4Network]:
             except socket.gaierror as exc:
                 raise ScopeError(f"cannot resolve target {text!r}: {exc.strerror}",
                                  targets=[text]) from None
-            addrs = sorted({str(info[4][0]) for info in infos})
+            addrs = sorted({str(info[4][0]) for info in infos}, key=IPv4Address)
             out += [IPv4Network(f"{a}/32") for a in addrs]
             continue
         if not isinstance(net, IPv4Network):
@@ -140,6 +163,9 @@ def expand_targets(targets: Sequence[str]) -> list[IPv4Network]:
 def addresses(targets: Sequence[IPv4Network]) -> list[IPv4Address]:
     """Every host address in ``targets`` (network and broadcast left out of /24s and wider),
     in order, without repeats; refuses more than 65,536."""
+    total = sum(net.num_addresses for net in targets)
+    if total > 4 * MAX_TARGETS:  # refuse before building millions of addresses
+        raise ScopeError(f"the targets hold {total} addresses, more than {MAX_TARGETS}")
     seen: dict[IPv4Address, None] = {}
     for net in targets:
         hosts = [net.network_address] if net.prefixlen >= 31 else list(net.hosts())

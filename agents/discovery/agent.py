@@ -24,6 +24,7 @@ from collectors.cli import CliFacts, collect_cli_facts
 from collectors.netconf import NetconfFacts, collect_netconf_facts
 from collectors.snmp import SnmpClient, SnmpCredentials, SnmpVersion
 from collectors.snmp_facts import SnmpFacts, collect_snmp_facts
+from collectors.sweep import SweepResult, sweep, sweep_available
 from topology.credentials import CredentialProfile
 from topology.errors import (
     AuthenticationFailed,
@@ -94,6 +95,8 @@ class DiscoveryResult:
     links_confirmed: int
     unresolved_neighbors: int
     seconds: float
+    arp_answered: int = 0
+    icmp_answered: int = 0
 
 
 async def _tcp_open(host: str, port: int, timeout_s: float) -> bool:
@@ -119,10 +122,16 @@ def _snmp_credentials(profile: CredentialProfile) -> list[SnmpCredentials]:
 
 class _Prober:
     def __init__(self, profiles: Sequence[CredentialProfile], settings: DiscoverySettings,
-                 client: SnmpClient) -> None:
+                 client: SnmpClient, remembered: dict[str, str] | None = None) -> None:
         self.profiles = profiles
         self.settings = settings
         self.client = client
+        self.remembered = remembered or {}
+
+    def order(self, address: str) -> list[CredentialProfile]:
+        """The profiles for ``address``: the one that worked last time first."""
+        first = self.remembered.get(address)
+        return sorted(self.profiles, key=lambda p: p.name != first)
 
     async def probe(self, address: str) -> AddressResult:
         try:
@@ -133,7 +142,7 @@ class _Prober:
 
     async def _probe(self, address: str) -> AddressResult:
         auth_failures: list[str] = []
-        for profile in self.profiles:
+        for profile in self.order(address):
             for creds in _snmp_credentials(profile):
                 try:
                     await self.client.get(address, creds, [SYS_OBJECT_ID])
@@ -337,6 +346,20 @@ def _capabilities_seen(results: Sequence[AddressResult]) -> dict[str, frozenset[
     return {k: frozenset(v) for k, v in seen.items()}
 
 
+def _remembered_profiles(session: Session) -> dict[str, str]:
+    """Address -> the credential profile that worked for the device holding it."""
+    out: dict[str, str] = {}
+    devices = {d.id: d for d in session.exec(select(Device)).all() if d.credential_profile}
+    for addr in session.exec(select(IpAddress)).all():
+        dev = devices.get(addr.device_id)
+        if dev is not None and dev.credential_profile:
+            out[addr.address] = dev.credential_profile
+    for dev in devices.values():
+        if dev.mgmt_address and dev.credential_profile:
+            out[dev.mgmt_address] = dev.credential_profile
+    return out
+
+
 def _known_name(session: Session, address: str) -> str | None:
     dev = session.exec(select(Device).where(Device.mgmt_address == address)).first()
     if dev is not None:
@@ -363,14 +386,24 @@ async def discover(targets: Sequence[IPv4Network], *, profiles: Sequence[Credent
     own_client = client is None
     client = client or SnmpClient(timeout_s=settings.timeout_s, retries=settings.retries,
                                   max_in_flight=settings.concurrency)
-    prober = _Prober(profiles, settings, client)
+    with Session(engine) as session:
+        remembered = _remembered_profiles(session)
+    prober = _Prober(profiles, settings, client, remembered)
     gate = asyncio.Semaphore(settings.concurrency)
     done = 0
+    swept = SweepResult()
+    if settings.sweep and sweep_available():
+        progress(0, len(hosts), "ARP/ICMP sweep")
+        swept = await asyncio.to_thread(sweep, [IPv4Address(h) for h in hosts],
+                                        rate_pps=settings.sweep_rate_pps)
 
     async def one(address: str) -> AddressResult:
         nonlocal done
-        async with gate:
-            result = await prober.probe(address)
+        if swept.absent(address):  # ARP proves nothing is there: no SNMP timeouts to wait
+            result = AddressResult(address, StatusCode.UNREACHABLE, "no ARP answer")
+        else:
+            async with gate:
+                result = await prober.probe(address)
         done += 1
         progress(done, len(hosts), address)
         return result
@@ -417,7 +450,8 @@ async def discover(targets: Sequence[IPv4Network], *, profiles: Sequence[Credent
         missing=summary.missing, failed=failed,
         partial=sorted(o.name for o in observations if o.status is StatusCode.PARTIAL),
         links=link_count, links_confirmed=confirmed,
-        unresolved_neighbors=unresolved, seconds=time.monotonic() - started)
+        unresolved_neighbors=unresolved, seconds=time.monotonic() - started,
+        arp_answered=len(swept.arp), icmp_answered=len(swept.icmp))
 
 
 def _failure_detail(session: Session, r: AddressResult) -> str:

@@ -92,15 +92,41 @@ def load_role_rules(path: Path | None = None) -> RoleRules:
         raw = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"role rules {path}: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("rules") or [], list):
+        raise ConfigError(f"role rules {path}: expected a mapping with a 'rules' list")
     rules = []
     for i, item in enumerate(raw.get("rules") or [], 1):
-        when = item.get("when") or {}
-        unknown = set(when) - _CONDITIONS
-        if "role" not in item or unknown:
-            raise ConfigError(f"role rules {path}: rule {i}: needs 'role'; unknown "
-                              f"conditions {sorted(unknown)}")
-        rules.append(RoleRule(str(item["role"]), dict(when), str(item.get("reason", ""))))
+        rules.append(_rule(item, f"role rules {path}: rule {i}"))
     return RoleRules(tuple(rules), str(path))
+
+
+def _rule(item: Any, where: str) -> RoleRule:
+    """One rule, checked completely now (not half-way through a discovery run)."""
+    if not isinstance(item, dict) or "role" not in item:
+        raise ConfigError(f"{where}: needs a mapping with 'role'")
+    when = item.get("when") or {}
+    if not isinstance(when, dict):
+        raise ConfigError(f"{where}: 'when' must be a mapping of conditions")
+    unknown = set(when) - _CONDITIONS
+    if unknown:
+        raise ConfigError(f"{where}: unknown conditions {sorted(unknown)} (known: "
+                          f"{', '.join(sorted(_CONDITIONS))})")
+    try:
+        if "sys_services_only" in when:
+            when["sys_services_only"] = [int(v) for v in when["sys_services_only"]]
+        if "sys_services_layer" in when:
+            when["sys_services_layer"] = int(when["sys_services_layer"])
+        if "sys_descr_regex" in when:
+            re.compile(str(when["sys_descr_regex"]))
+    except (TypeError, ValueError, re.error) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    reason = str(item.get("reason", ""))
+    try:
+        reason.format(**DeviceEvidence().facts())
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"{where}: reason refers to an unknown fact {exc} (known: "
+                          f"{', '.join(sorted(DeviceEvidence().facts()))})") from None
+    return RoleRule(str(item["role"]), when, reason)
 
 
 @dataclass(frozen=True)
