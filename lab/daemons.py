@@ -25,7 +25,8 @@ from lab.pod import Pod, chown_tree
 from lab.proc import ProcRef, end_processes, netns_pids, run
 from topology.errors import LabRuntimeError
 
-__all__ = ["prepare_node", "required_binaries", "start_daemons", "stop_daemons"]
+__all__ = ["RESTARTABLE", "prepare_node", "required_binaries", "start_daemons", "start_snmpd",
+           "stop_daemons"]
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("lab", "templates"),
@@ -180,6 +181,12 @@ def _free_uid() -> int:
     return uid
 
 
+def _with_home(passwd_line: str, home: Path) -> str:
+    fields = passwd_line.split(":")
+    fields[5] = str(home)
+    return ":".join(fields)
+
+
 def _prepare_ssh(pod: Pod, spec: NodeSpec, creds: LabCredentials) -> None:
     """The lab's SSH user exists only inside the node: private passwd/shadow/group copies."""
     d, user = pod.dir, creds.ssh_user
@@ -192,6 +199,11 @@ def _prepare_ssh(pod: Pod, spec: NodeSpec, creds: LabCredentials) -> None:
         lines = [ln for ln in Path("/etc", table).read_text().splitlines()
                  if not ln.startswith(f"{user}:")]
         tables[table] = lines
+    if spec.role is Role.VNF:
+        # netconfd keeps ~/.yuma in the home getpwuid() gives it (not $HOME): inside the
+        # node, root's home is the node's own directory, so the host's /root is untouched
+        tables["passwd"] = [_with_home(ln, d / "root") if ln.startswith("root:") else ln
+                            for ln in tables["passwd"]]
     tables["passwd"].append(f"{user}:x:{uid}:{uid}:switchboard lab user:{home}:/bin/sh")
     tables["shadow"].append(f"{user}:{_hash_password(creds.ssh_password)}:19000:0:99999:7:::")
     groups = []
@@ -234,8 +246,7 @@ def _prepare_netconf(pod: Pod) -> None:
     helper = bin_dir / "get-interface-ipv4"
     helper.write_text(_TEMPLATES.get_template("get-interface-ipv4.j2").render())
     helper.chmod(0o755)
-    os.chmod(root, 0o700)
-    pod.bind(root, "/root")  # netconfd keeps ~/.yuma: the node's own, not the host's
+    os.chmod(root, 0o700)  # netconfd's --home: its ~/.yuma is the node's, not the host's
 
 
 # -- daemons (deploy and `lab node start`) -----------------------------------------
@@ -245,10 +256,7 @@ def start_daemons(pod: Pod, creds: LabCredentials) -> None:
     role, d, node = pod.node.role, pod.dir, pod.node
     if not role.managed:
         return
-    pod.start_forking("snmpd", ["snmpd", "-C", "-c", str(d / "snmpd.conf"),
-                                "-p", "/run/snmpd.pid", "-Lf", str(d / "log" / "snmpd.log")],
-                      d / "run" / "snmpd.pid")
-    pod.wait_path(d / "agentx.sock", "snmpd AgentX socket")
+    start_snmpd(pod)
     if role is Role.ROUTER:
         for daemon in node.frr_daemons:
             pod.start_forking(daemon, [
@@ -274,13 +282,30 @@ def start_daemons(pod: Pod, creds: LabCredentials) -> None:
             "netconfd", "--module=ietf-interfaces", "--module=ietf-ip", "--module=ietf-system",
             f"--ncxserver-sockname={d / 'netconf' / 'ncx.sock'}",
             f"--superuser={creds.ssh_user}", f"--startup={d / 'netconf' / 'startup.xml'}",
+            f"--home={d / 'root'}",
             "--target=candidate", f"--log={d / 'log' / 'netconfd.log'}", "--log-level=info"],
-            env={"PATH": f"{d / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"},
+            env={"PATH": f"{d / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin",
+                 "HOME": str(d / "root")},
             log=d / "log" / "netconfd.out")
         pod.wait_path(d / "netconf" / "ncx.sock", "netconfd socket")
     if role in (Role.ROUTER, Role.VNF):
         pod.start_forking("sshd", ["/usr/sbin/sshd", "-f", str(d / "ssh" / "sshd_config"),
                                    "-E", str(d / "log" / "sshd.log")], d / "run" / "sshd.pid")
+
+
+def start_snmpd(pod: Pod) -> ProcRef:
+    """Start the node's snmpd (its AgentX socket is up when this returns)."""
+    d = pod.dir
+    (d / "agentx.sock").unlink(missing_ok=True)
+    ref = pod.start_forking("snmpd", ["snmpd", "-C", "-c", str(d / "snmpd.conf"),
+                                      "-p", "/run/snmpd.pid",
+                                      "-Lf", str(d / "log" / "snmpd.log")],
+                            d / "run" / "snmpd.pid")
+    pod.wait_path(d / "agentx.sock", "snmpd AgentX socket")
+    return ref
+
+
+RESTARTABLE = {"snmpd": start_snmpd}
 
 
 def stop_daemons(pod: Pod) -> list[ProcRef]:

@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from lab import probe
-from lab.daemons import prepare_node, required_binaries, start_daemons, stop_daemons
+from lab.daemons import (
+    RESTARTABLE,
+    prepare_node,
+    required_binaries,
+    start_daemons,
+    stop_daemons,
+)
 from lab.model import LabCredentials, NodeSpec, Role, Topology
 from lab.pod import Pod, which
 from lab.proc import ProcRef, end_processes, netns_exists, netns_pids, run
@@ -460,6 +466,19 @@ class Lab:
                                 f"{', '.join([*n.interfaces, 'mgmt0'])})", lab=self.name)
         run(["ip", "-n", n.netns, "link", "set", iface, "up" if up else "down"],
             node=node, operation=f"link {'up' if up else 'down'} {iface}")
+
+    def restart_daemon(self, node: str, daemon: str) -> None:
+        """End one daemon of a node (by its recorded PID) and start it again, as an agent
+        restart on a real device (its sysUpTime starts over)."""
+        if daemon not in RESTARTABLE:
+            raise LabStateError(f"restarting {daemon!r} is not supported (supported: "
+                                f"{', '.join(RESTARTABLE)})", lab=self.name)
+        n = self.node(node)
+        ref = n.daemons.get(daemon)
+        if ref is not None and end_processes([ref]):
+            raise LabRuntimeError(f"{daemon} (pid {ref.pid}) would not end", lab=self.name,
+                                  node=node, operation=f"restart {daemon}")
+        RESTARTABLE[daemon](self.pod(node))
 
     def stop_node(self, name: str) -> None:
         """Power a node off: end its daemons and take all its interfaces down."""

@@ -3,7 +3,9 @@ problem details. ``switchboard serve`` runs it; tests use :func:`create_app` dir
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
@@ -47,6 +49,9 @@ def _session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(_session)]
 Offset = Annotated[int, Query(ge=0, description="rows to skip")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]
+Since = Annotated[str, Query(description="start: 15m, 1h, 2d ago or an ISO time")]
+Until = Annotated[str | None, Query(description="end (default now)")]
+Step = Annotated[int | None, Query(ge=1, le=86400, description="seconds per point")]
 
 
 class InterfaceRow(InterfacePublic):
@@ -82,8 +87,13 @@ def _problem(request: Request, status: int, title: str, detail: str) -> JSONResp
 
 def create_app(engine: Engine | None = None) -> FastAPI:
     """The app, on ``engine`` (default: the suite's database)."""
+    from agents.performance.poller import init_poller_db
+    from agents.performance.store import init_perf_db
+
     engine = engine or get_engine()
     init_db(engine)
+    init_perf_db(engine)
+    init_poller_db(engine)
     app = FastAPI(title="Switchboard", version="0.1.0",
                   description="Network operations suite: inventory and topology (discovery).",
                   responses={404: {"model": Problem, "description": "not found"},
@@ -154,5 +164,55 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         paged(response, page)
         return page.items
 
+    @api.get("/perf/interfaces/{device}/{interface}", tags=["performance"])
+    def interface_series(device: str, interface: str, since: Since = "1h",
+                         until: Until = None, step: Step = None) -> dict[str, Any]:
+        """An interface's rates and utilisation from ``since`` to ``until`` in ``step``-second
+        points (raw, 5-minute or hourly data chosen by the step). Gaps stay gaps."""
+        from agents.performance.store import PerfStore
+
+        start, end, step_s = _range(since, until, step)
+        store = PerfStore(app.state.engine)
+        points = store.series(device, interface, start, end, step_s)
+        if not points and not store.latest(device, interface):
+            raise NotFound(f"no samples for {device}:{interface}")
+        return {"device": device, "interface": interface, "start": start, "end": end,
+                "step_s": step_s, "points": [dataclasses.asdict(p) for p in points],
+                "gaps": [{"at": g.at, "reason": g.reason, "detail": g.detail}
+                         for g in store.gaps(device, interface, start, end)]}
+
+    @api.get("/perf/devices/{device}", tags=["performance"])
+    def device_series(device: str, since: Since = "1h", until: Until = None,
+                      step: Step = None) -> dict[str, Any]:
+        """A device's total traffic over its interfaces, with health where it has it."""
+        from agents.performance.store import PerfStore
+
+        start, end, step_s = _range(since, until, step)
+        store = PerfStore(app.state.engine)
+        if not store.latest(device):
+            raise NotFound(f"no samples for {device}")
+        points = store.device_series(device, start, end, step_s)
+        return {"device": device, "start": start, "end": end, "step_s": step_s,
+                "points": [dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p
+                           for p in points]}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus exposition."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        from northbound.metrics import registry_for
+
+        return Response(generate_latest(registry_for(app.state.engine)),
+                        media_type=CONTENT_TYPE_LATEST)
+
     app.include_router(api)
     return app
+
+
+def _range(since: str, until: str | None, step: int | None) -> tuple[datetime, datetime, int]:
+    end = parse_since(until) if until else datetime.now(UTC)
+    start = parse_since(since, end)
+    if start >= end:
+        raise SwitchboardError(f"since ({start:%Y-%m-%d %H:%M}) must be before until")
+    return start, end, step or max(1, int((end - start).total_seconds() / 120))

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from northbound import cli_inventory, cli_lab
+from northbound import cli_inventory, cli_lab, cli_perf
 from northbound.output import err
 from topology.errors import SwitchboardError
 
@@ -18,6 +18,8 @@ app.add_typer(cli_lab.app, name="lab")
 app.command("discover")(cli_inventory.discover_cmd)
 app.add_typer(cli_inventory.inventory_app, name="inventory")
 app.add_typer(cli_inventory.topology_app, name="topology")
+app.command("poll")(cli_perf.poll_cmd)
+app.add_typer(cli_perf.perf_app, name="perf")
 
 
 @app.command("serve")
@@ -25,7 +27,7 @@ def serve_cmd(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
 ) -> None:
-    """Serve the REST API (the inventory under /api; OpenAPI at /docs)."""
+    """Serve the REST API (/api: inventory, performance series; /metrics; OpenAPI at /docs)."""
     import uvicorn
 
     from northbound.api import create_app
