@@ -10,7 +10,7 @@ resolution and network access off. The parsers are pure functions, tested on
 replies recorded from the lab's netconfd (``tests/golden/netconf/``).
 
 ncclient's, paramiko's and socket errors become the suite's in one place,
-:func:`_translate`::
+:func:`translate_error`::
 
     AuthenticationError (paramiko AuthenticationException)      -> AuthenticationFailed
     socket timeout, no banner, hello or RPC timeout, unreachable -> DeviceTimeout
@@ -286,7 +286,7 @@ def facts_from_replies(replies: NetconfReplies) -> NetconfFacts:
 
 # -- the session -------------------------------------------------------------------------
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def exception_chain(exc: BaseException) -> list[BaseException]:
     """``exc`` and the exceptions it was raised from or during (ncclient wraps paramiko)."""
     seen: list[BaseException] = []
     current: BaseException | None = exc
@@ -296,7 +296,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def _translate(exc: BaseException, *, host: str, operation: str, profile: str | None,
+def translate_error(exc: BaseException, *, host: str, operation: str, profile: str | None,
                secret: str) -> CollectionError:
     """The one place ncclient's, paramiko's and socket errors become the suite's."""
     from ncclient.operations.errors import TimeoutExpiredError
@@ -307,7 +307,7 @@ def _translate(exc: BaseException, *, host: str, operation: str, profile: str | 
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if secret:
         detail = detail.replace(secret, "***")
-    chain = _chain(exc)
+    chain = exception_chain(exc)
     kwargs: dict[str, Any] = {"device": host, "operation": operation, "profile": profile}
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return ConnectionRefused(f"{who}: NETCONF port closed ({operation})", **kwargs)
@@ -322,7 +322,7 @@ def _translate(exc: BaseException, *, host: str, operation: str, profile: str | 
     return ProtocolError(f"{who}: {operation} failed: {detail}", **kwargs)
 
 
-def _connect_socket(host: str, port: int, timeout_s: float) -> socket.socket:
+def connect_socket(host: str, port: int, timeout_s: float) -> socket.socket:
     """A TCP connection of our own that has seen the server's SSH banner begin.
 
     ncclient turns every connect error into one ``SSHError`` and paramiko waits 15 s
@@ -354,7 +354,7 @@ def fetch_netconf_replies(host: str, username: str, password: str, *, port: int 
 
     operation = "connect"
     try:
-        with _connect_socket(host, port, timeout_s) as sock:
+        with connect_socket(host, port, timeout_s) as sock:
             operation = "hello"
             session = manager.connect(
                 host=host, port=port, sock=sock, username=username, password=password,
@@ -381,7 +381,7 @@ def fetch_netconf_replies(host: str, username: str, password: str, *, port: int 
                 with contextlib.suppress(Exception):
                     session.close_session()
     except Exception as exc:
-        raise _translate(exc, host=host, operation=operation, profile=profile,
+        raise translate_error(exc, host=host, operation=operation, profile=profile,
                          secret=password) from exc
     return NetconfReplies(caps, yang_library, interfaces, system)
 

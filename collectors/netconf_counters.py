@@ -32,8 +32,6 @@ ProtocolError.
 from __future__ import annotations
 
 import contextlib
-import errno
-import socket
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -41,12 +39,15 @@ from typing import Any, Final
 from lxml import etree
 
 from collectors.counters import CounterSample, InterfaceCounters
-from collectors.netconf import IETF_INTERFACES, INTERFACES_STATE_FILTER, NC, parse_xml
+from collectors.netconf import (
+    IETF_INTERFACES,
+    INTERFACES_STATE_FILTER,
+    NC,
+    connect_socket,
+    parse_xml,
+    translate_error,
+)
 from topology.errors import (
-    AuthenticationFailed,
-    CollectionError,
-    ConnectionRefused,
-    DeviceTimeout,
     ProtocolError,
 )
 
@@ -147,57 +148,7 @@ def counters_from_reply(host: str, reply: str | bytes, *, taken_at: float) -> Co
                          index_refreshed=True)
 
 
-# -- the session -------------------------------------------------------------------------
-# _connect_socket and _translate are copied from collectors.netconf, where they are
-# private: keep the two in step (or make them public there and import them here).
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
-def _translate(exc: BaseException, *, host: str, operation: str, profile: str | None,
-               secret: str) -> CollectionError:
-    """ncclient's, paramiko's and socket errors as the suite's (as collectors.netconf)."""
-    from ncclient.operations.errors import TimeoutExpiredError
-    from ncclient.transport.errors import AuthenticationError, SessionError
-    from paramiko.ssh_exception import AuthenticationException
-
-    who = f"{host} (profile {profile!r})" if profile else host
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if secret:
-        detail = detail.replace(secret, "***")
-    chain = _chain(exc)
-    kwargs: dict[str, Any] = {"device": host, "operation": operation, "profile": profile}
-    if any(isinstance(e, ConnectionRefusedError) for e in chain):
-        return ConnectionRefused(f"{who}: NETCONF port closed ({operation})", **kwargs)
-    if any(isinstance(e, AuthenticationError | AuthenticationException) for e in chain):
-        return AuthenticationFailed(f"{who}: NETCONF login refused", **kwargs)
-    if (any(isinstance(e, TimeoutError | TimeoutExpiredError) for e in chain)
-            or (isinstance(exc, SessionError) and "timed out" in str(exc))):
-        return DeviceTimeout(f"{who}: no answer in time ({operation}): {detail}", **kwargs)
-    if any(isinstance(e, OSError) and e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH)
-           for e in chain):
-        return DeviceTimeout(f"{who}: unreachable ({operation}): {detail}", **kwargs)
-    return ProtocolError(f"{who}: {operation} failed: {detail}", **kwargs)
-
-
-def _connect_socket(host: str, port: int, timeout_s: float) -> socket.socket:
-    """A TCP connection that has seen the SSH banner begin (refused and timed out stay
-    apart; the banner wait is bounded by ``timeout_s``), as collectors.netconf."""
-    sock = socket.create_connection((host, port), timeout=timeout_s)
-    try:
-        if not sock.recv(4, socket.MSG_PEEK):
-            raise ConnectionResetError(errno.ECONNRESET, "closed before the SSH banner")
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
+# -- the session (connection and error mapping shared with collectors.netconf) -----------
 
 def fetch_interfaces_state(host: str, username: str, password: str, *, port: int = 830,
                            timeout_s: float = 10.0,
@@ -209,7 +160,7 @@ def fetch_interfaces_state(host: str, username: str, password: str, *, port: int
 
     operation = "connect"
     try:
-        with _connect_socket(host, port, timeout_s) as sock:
+        with connect_socket(host, port, timeout_s) as sock:
             operation = "hello"
             session = manager.connect(
                 host=host, port=port, sock=sock, username=username, password=password,
@@ -227,7 +178,7 @@ def fetch_interfaces_state(host: str, username: str, password: str, *, port: int
                 with contextlib.suppress(Exception):
                     session.close_session()
     except Exception as exc:
-        raise _translate(exc, host=host, operation=operation, profile=profile,
+        raise translate_error(exc, host=host, operation=operation, profile=profile,
                          secret=password) from exc
     return text, arrived
 

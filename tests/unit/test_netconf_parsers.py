@@ -14,13 +14,15 @@ from ncclient.transport.errors import AuthenticationError, SessionCloseError, Se
 from collectors.netconf import (
     NetconfReplies,
     YangModule,
-    _translate,
     facts_from_replies,
     modules_from_capabilities,
     parse_interfaces_state,
     parse_system,
     parse_xml,
     parse_yang_library,
+)
+from collectors.netconf import (
+    translate_error as _translate,
 )
 from topology.errors import (
     AuthenticationFailed,
