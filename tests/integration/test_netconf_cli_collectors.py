@@ -160,7 +160,8 @@ def test_netconf_silent_peer_is_a_timeout_within_the_budget(silent_port: int) ->
     started = time.monotonic()
     with pytest.raises(DeviceTimeout) as info:
         collect_netconf_facts("127.0.0.1", "nobody", "x", port=silent_port, timeout_s=1.0)
-    assert time.monotonic() - started < 5
+    # bounded by our timeout, not paramiko's own 15 s banner wait (loose: shared machines)
+    assert time.monotonic() - started < 12
     assert info.value.status is StatusCode.TIMEOUT
 
 

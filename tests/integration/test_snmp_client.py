@@ -159,19 +159,19 @@ def test_wrong_v3_auth_key_is_authentication_failed(mini_lab: LabHandle) -> None
     secrets = (wrong_key, mini_lab.credentials.snmpv3_auth_key,
                mini_lab.credentials.snmpv3_priv_key, mini_lab.credentials.snmp_community)
 
-    async def body(client: SnmpClient) -> tuple[AuthenticationFailed, list[VarBind], float]:
-        start = time.monotonic()
+    async def body(client: SnmpClient) -> tuple[AuthenticationFailed, list[VarBind], int]:
         with pytest.raises(AuthenticationFailed) as caught:
             await client.get(r1.mgmt_ipv4, wrong, [SYS_NAME])
-        elapsed = time.monotonic() - start
+        timeouts = client.stats.timeouts
         # the same client then logs in with the right keys for the same user name
-        return caught.value, await client.get(r1.mgmt_ipv4, right, [SYS_NAME]), elapsed
-    error, after, elapsed_s = with_client(body)
+        return caught.value, await client.get(r1.mgmt_ipv4, right, [SYS_NAME]), timeouts
+    error, after, timeouts = with_client(body)
     assert r1.mgmt_ipv4 in str(error) and repr(mini_lab.name) in str(error)
     assert (error.device, error.profile) == (r1.mgmt_ipv4, mini_lab.name)
     for secret in secrets:
         assert secret not in str(error) and secret not in repr(error)
-    assert elapsed_s < 1.0, "a USM report answers at once: no need to wait for a timeout"
+    # a USM report answered: the failure is authentication, not a timeout waited out
+    assert timeouts == 0
     assert after[0].value == b"r1"
 
 
@@ -181,14 +181,13 @@ def test_wrong_community_is_a_timeout_without_hanging(mini_lab: LabHandle) -> No
                                 community=SecretStr("not-the-community"))
     timeout_s, retries = 0.5, 1
 
-    async def body(client: SnmpClient) -> tuple[DeviceTimeout, float]:
-        start = time.monotonic()
-        with pytest.raises(DeviceTimeout) as caught:
+    async def body(client: SnmpClient) -> tuple[DeviceTimeout, int]:
+        with pytest.raises(DeviceTimeout) as caught:  # returns: no hang (pytest-timeout)
             await client.get(r1.mgmt_ipv4, wrong, [SYS_NAME])
-        return caught.value, time.monotonic() - start
-    error, elapsed_s = with_client(body, timeout_s=timeout_s, retries=retries)
-    budget_s = timeout_s * (retries + 1)
-    assert budget_s * 0.8 <= elapsed_s < budget_s + 1.0
+        return caught.value, client.stats.timeouts
+    error, timeouts = with_client(body, timeout_s=timeout_s, retries=retries)
+    # one request, its retries inside it, ended as exactly one timeout (no endless retry)
+    assert timeouts == 1
     assert "not-the-community" not in str(error)
     assert mini_lab.credentials.snmp_community not in str(error)
 
