@@ -4,7 +4,8 @@ problem details. ``switchboard serve`` runs it; tests use :func:`create_app` dir
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from agents.fault.settings import FaultSettings
 from topology.db import get_engine, init_db
 from topology.errors import SwitchboardError
 from topology.inventory import (
@@ -85,18 +87,27 @@ def _problem(request: Request, status: int, title: str, detail: str) -> JSONResp
     return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM)
 
 
-def create_app(engine: Engine | None = None) -> FastAPI:
-    """The app, on ``engine`` (default: the suite's database)."""
+def create_app(engine: Engine | None = None, *,
+               fault: FaultSettings | None = None) -> FastAPI:
+    """The app, on ``engine`` (default: the suite's database). With ``fault`` settings the
+    app also runs the fault service (trap receiver and fault agent) while it serves."""
+    from agents.fault.alarms import AlarmConflict
+    from agents.fault.model import init_fault_db
     from agents.performance.poller import init_poller_db
     from agents.performance.store import init_perf_db
+    from northbound.api_alarms import router as alarms_router
 
     engine = engine or get_engine()
     init_db(engine)
+    init_fault_db(engine)
     init_perf_db(engine)
     init_poller_db(engine)
     app = FastAPI(title="Switchboard", version="0.1.0",
-                  description="Network operations suite: inventory and topology (discovery).",
+                  lifespan=_fault_lifespan(engine, fault) if fault is not None else None,
+                  description="Network operations suite: inventory and topology "
+                              "(discovery), performance series, alarms (TMF642).",
                   responses={404: {"model": Problem, "description": "not found"},
+                             409: {"model": Problem, "description": "not in this state"},
                              422: {"model": Problem, "description": "invalid request"}})
 
     app.state.engine = engine
@@ -107,6 +118,10 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
         return _problem(request, 404, "Not found", str(exc))
+
+    @app.exception_handler(AlarmConflict)
+    async def conflict(request: Request, exc: AlarmConflict) -> JSONResponse:
+        return _problem(request, 409, "Conflict", str(exc))
 
     @app.exception_handler(SwitchboardError)
     async def refused(request: Request, exc: SwitchboardError) -> JSONResponse:
@@ -207,7 +222,31 @@ def create_app(engine: Engine | None = None) -> FastAPI:
                         media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api)
+    app.include_router(alarms_router)
     return app
+
+
+def _fault_lifespan(engine: Engine, settings: FaultSettings) -> Any:
+    """Start the fault service with the app, stop it (queue drained) with the app."""
+    from agents.fault.service import FaultService
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = FaultService(engine, settings=settings)
+        try:
+            await service.start()
+        except OSError as exc:
+            raise SwitchboardError(
+                f"trap receiver cannot listen on udp {settings.listen_host}:"
+                f"{settings.listen_port}: {exc.strerror} (serve --no-traps to run without "
+                "it, or --traps-port)") from None
+        app.state.fault = service
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    return lifespan
 
 
 def _range(since: str, until: str | None, step: int | None) -> tuple[datetime, datetime, int]:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from northbound import cli_inventory, cli_lab, cli_perf
+from northbound import cli_fault, cli_inventory, cli_lab, cli_perf
 from northbound.output import err
 from topology.errors import SwitchboardError
 
@@ -20,19 +20,38 @@ app.add_typer(cli_inventory.inventory_app, name="inventory")
 app.add_typer(cli_inventory.topology_app, name="topology")
 app.command("poll")(cli_perf.poll_cmd)
 app.add_typer(cli_perf.perf_app, name="perf")
+app.add_typer(cli_fault.traps_app, name="traps")
+app.add_typer(cli_fault.alarms_app, name="alarms")
 
 
 @app.command("serve")
 def serve_cmd(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    traps: Annotated[bool, typer.Option(help="Run the trap receiver and fault agent too.")]
+    = True,
+    traps_host: Annotated[str | None, typer.Option(help="Trap address (default: "
+                                                   "fault.listen_host).")] = None,
+    traps_port: Annotated[int | None, typer.Option(help="Trap UDP port (default: "
+                                                   "fault.listen_port, 162).")] = None,
 ) -> None:
-    """Serve the REST API (/api: inventory, performance series; /metrics; OpenAPI at /docs)."""
+    """Serve the REST API (/api: inventory, performance series, alarm events;
+    /tmf-api/alarmManagement/v4: alarms; /metrics; OpenAPI at /docs) and, unless
+    --no-traps, receive traps into the fault agent."""
+    import dataclasses
+
     import uvicorn
 
+    from agents.fault.settings import load_fault_settings
     from northbound.api import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    fault = None
+    if traps:
+        fault = load_fault_settings()
+        fault = dataclasses.replace(
+            fault, listen_host=traps_host or fault.listen_host,
+            listen_port=traps_port or fault.listen_port)
+    uvicorn.run(create_app(fault=fault), host=host, port=port, log_level="info")
 
 
 def main() -> None:

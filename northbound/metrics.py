@@ -82,6 +82,38 @@ class SwitchboardCollector(Collector):
         devices = GaugeMetricFamily("switchboard_poller_devices", "devices polled")
         devices.add_metric([], stats.get("devices", 0.0))
         yield devices
+        yield from self._fault()
+
+    def _fault(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """The trap receiver's and fault agent's counters (every drop has one), and the
+        open alarms by severity."""
+        from sqlalchemy import func
+
+        from agents.fault.model import ACTIVE_STATES, Alarm, FaultCounter
+
+        with Session(self.engine) as session:
+            counters = session.exec(select(FaultCounter)).all()
+            open_alarms = session.exec(
+                select(Alarm.severity, func.count()).where(
+                    Alarm.state.in_(ACTIVE_STATES))  # type: ignore[attr-defined]
+                .group_by(Alarm.severity)).all()
+        for row in counters:
+            if " " in row.name:  # per-OID detail: switchboard traps stats shows it
+                continue
+            if row.name.endswith(("_s", "_depth", "_peak")):
+                g = GaugeMetricFamily(f"switchboard_fault_{row.name}", f"fault: {row.name}")
+                g.add_metric([], row.value)
+                yield g
+            else:
+                c = CounterMetricFamily(f"switchboard_fault_{row.name}",
+                                        f"fault: {row.name.replace('_', ' ')}")
+                c.add_metric([], row.value)
+                yield c
+        alarms = GaugeMetricFamily("switchboard_alarms_open", "open alarms by severity",
+                                   labels=["severity"])
+        for severity, count in open_alarms:
+            alarms.add_metric([severity], float(count))
+        yield alarms
 
 
 def registry_for(engine: Engine) -> CollectorRegistry:

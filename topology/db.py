@@ -97,7 +97,7 @@ def init_db(engine: Engine) -> None:
     The inventory tables are always registered; other packages' tables are created when
     their modules were imported before this call. Existing tables are left as they are.
     """
-    import topology.inventory  # noqa: F401  (registers the inventory tables)
+    from topology import inventory, services  # noqa: F401  (registers their tables)
 
     SQLModel.metadata.create_all(engine)
 
