@@ -37,6 +37,14 @@ FRR_DIR = Path("/usr/lib/frr")
 _FRR_NEEDS = {"ospfd": r"^router ospf\b", "ospf6d": r"^router ospf6\b",
               "bgpd": r"^router bgp\b", "isisd": r"^router isis\b",
               "ripd": r"^router rip\b", "bfdd": r"^bfd\b", "pimd": r"^router pim\b"}
+# routing daemons whose frr-snmp module (`-M snmp`) is loaded when the config says `agentx`:
+# they register their MIB (OSPF-MIB, BGP4-MIB, ...) in the node's snmpd over AgentX and send
+# their state-change notifications through it. zebra is left out on purpose: its module
+# would register IP-FORWARD-MIB over snmpd's own.
+_FRR_SNMP_DAEMONS = ("ospfd", "bgpd", "ospf6d", "isisd", "ripd", "ldpd")
+_FRR_MODULE_DIRS = (Path("/usr/lib/x86_64-linux-gnu/frr/modules"),
+                    Path("/usr/lib/aarch64-linux-gnu/frr/modules"), Path("/usr/lib/frr/modules"))
+_AGENTX = re.compile(r"^agentx\s*$", re.MULTILINE)
 _SYS_SERVICES = {Role.ROUTER: 78, Role.SWITCH: 2, Role.VNF: 72}
 _FIRST_LAB_UID = 60100
 
@@ -59,6 +67,18 @@ def _frr_version() -> str:
     out = run([str(FRR_DIR / "zebra"), "--version"], check=False).stdout
     match = re.search(r"version (\S+)", out)
     return match.group(1) if match else "unknown"
+
+
+def _has_snmp_module(daemon: str) -> bool:
+    return any((d / f"{daemon}_snmp.so").exists() for d in _FRR_MODULE_DIRS)
+
+
+def _frr_snmp_daemons(config: str, daemons: list[str]) -> list[str]:
+    """The daemons of ``daemons`` to start with ``-M snmp``: the config enables AgentX
+    (a top-level ``agentx`` line) and frr-snmp ships the daemon's module."""
+    if not _AGENTX.search(config):
+        return []
+    return [d for d in daemons if d in _FRR_SNMP_DAEMONS and _has_snmp_module(d)]
 
 
 def _sys_descr(role: Role, name: str) -> str:
@@ -128,6 +148,18 @@ def _prepare_frr(pod: Pod, spec: NodeSpec) -> None:
             if bind.target == "/etc/frr/daemons":
                 daemons_text = bind.source.read_text()
     (etc / "vtysh.conf").write_text("service integrated-vtysh-config\n")
+    # FRR's AgentX client is net-snmp's subagent library under the application name
+    # "frr": it reads frr.conf from SNMPCONFPATH (set when its daemons start), so it
+    # connects to this node's snmpd and not to the stock /var/agentx/master
+    snmp_dir = pod.dir / "snmp-frr"
+    snmp_dir.mkdir(exist_ok=True)
+    (snmp_dir / "frr.conf").write_text(
+        "# net-snmp settings of the node's FRR AgentX subagents (written by switchboard lab)\n"
+        f"agentXSocket {pod.dir / 'agentx.sock'}\n"
+        "# reconnect within 5 s when snmpd restarts\n"
+        "agentXPingInterval 5\n"
+        f"[snmp] persistentDir {snmp_dir}\n")
+    chown_tree(snmp_dir, "frr")
     chown_tree(etc, "frr")
     chown_tree(run_dir, "frr")
     chown_tree(log, "frr")
@@ -145,6 +177,8 @@ def _prepare_snmpd(pod: Pod, spec: NodeSpec, creds: LabCredentials,
         sys_descr=_sys_descr(spec.role, spec.name), sys_services=_SYS_SERVICES[spec.role],
         engine_id=f"0x80001f8805{digest}", persistent_dir=pod.dir / "snmp",
         community=creds.snmp_community, v3_user=creds.snmpv3_user,
+        # FRR's subagents run as user frr: they may connect to the AgentX socket
+        agentx_group="frr" if spec.role is Role.ROUTER else None,
         v3_auth_protocol=creds.snmpv3_auth_protocol, v3_auth_key=creds.snmpv3_auth_key,
         v3_priv_protocol=creds.snmpv3_priv_protocol, v3_priv_key=creds.snmpv3_priv_key,
         agentx_socket=pod.dir / "agentx.sock", trap_host=trap_host, trap_port=trap_port)
@@ -258,12 +292,16 @@ def start_daemons(pod: Pod, creds: LabCredentials) -> None:
         return
     start_snmpd(pod)
     if role is Role.ROUTER:
+        config = (d / "etc-frr" / "frr.conf").read_text()
+        with_snmp = _frr_snmp_daemons(config, node.frr_daemons)
         for daemon in node.frr_daemons:
+            snmp = ["-M", "snmp"] if daemon in with_snmp else []
             pod.start_forking(daemon, [
-                str(FRR_DIR / daemon), "-d", "-F", "traditional", "-A", "127.0.0.1",
+                str(FRR_DIR / daemon), "-d", "-F", "traditional", "-A", "127.0.0.1", *snmp,
                 "-f", "/etc/frr/frr.conf", "-i", f"/run/frr/{daemon}.pid",
                 "--log", f"file:{d / 'log' / 'frr' / daemon}.log"],
-                d / "run" / "frr" / f"{daemon}.pid")
+                d / "run" / "frr" / f"{daemon}.pid",
+                env={"SNMPCONFPATH": str(d / "snmp-frr")} if snmp else None)
             if daemon == "zebra":
                 pod.wait_path(d / "run" / "frr" / "zserv.api", "zebra socket")
     # -i: no LLDP-MED inventory. It reads DMI, which VMs may lack, and lldpd 1.0.16's

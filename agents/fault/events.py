@@ -18,6 +18,8 @@ from agents.fault.view import TopologyView
 from collectors.ber import Special, VarBind
 from collectors.traps import Trap
 
+_UNSPECIFIED = ".".join("0" * 4)  # an address field with no address in it
+
 __all__ = ["FaultEvent", "Unmatched", "event_from_perf", "event_from_trap", "varbind_text"]
 
 
@@ -114,13 +116,17 @@ def _resource(spec: ResourceSpec, trap: Trap, device_id: int | None, device: str
             return f"ifIndex {if_index}", None, None
         return ref.name, ref.id, None
     if spec.address_from is not None:
+        # the row's index first: FRR's bgpd sends bgpPeerRemoteAddr 0.0.0.0 on failed
+        # reconnects, while the index always names the peer (tests/golden/traps)
         vb = trap.value(spec.address_from)
         address = ""
-        if vb is not None and isinstance(vb.value, str) and is_ipv4(vb.value):
-            address = vb.value
-        elif vb is not None:
-            parts = _index_after(vb, spec.address_from).split(".")[:4]
-            address = ".".join(parts) if is_ipv4(".".join(parts)) else ""
+        if vb is not None:
+            indexed = ".".join(_index_after(vb, spec.address_from).split(".")[:4])
+            if is_ipv4(indexed) and indexed != _UNSPECIFIED:
+                address = indexed
+            elif (isinstance(vb.value, str) and is_ipv4(vb.value)
+                  and vb.value != _UNSPECIFIED):
+                address = vb.value
         return address or "?", None, address or None
     if spec.index_from is not None:
         vb = trap.value(spec.index_from)

@@ -126,3 +126,44 @@ def test_served_app_receives_traps_and_exposes_the_counters(
         assert "switchboard_fault_receiver_accepted_total 1.0" in text
         # the coldStart came from 127.0.0.1, not a device: counted, not an alarm
         assert "switchboard_fault_agent_unknown_source_total 1.0" in text
+
+
+def test_webhook_receives_tmf642_notifications(engine: Engine) -> None:  # noqa: F811
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from agents.fault.notify import Notifier
+
+    received: list[list[dict[str, object]]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    agent = FaultAgent(engine, load_fault_rules())
+    notices = agent.handle_traps([link_trap("r3", 4, up=False)])
+    notifier = Notifier(engine, [f"http://127.0.0.1:{server.server_port}/hook",
+                                 "http://127.0.0.1:9/nobody-listens"])
+    pool = ThreadPoolExecutor(2)
+
+    async def run() -> None:
+        await notifier.publish(notifier.render(notices), pool)
+
+    asyncio.run(run())
+    pool.shutdown(wait=True)
+    server.shutdown()
+    [batch] = received
+    [doc] = batch
+    assert doc["eventType"] == "AlarmCreateEvent"
+    assert doc["event"]["alarm"]["alarmedObject"]["name"] == "r3:eth3"  # type: ignore[index]
+    assert (notifier.stats.webhook_sent, notifier.stats.webhook_failures) == (1, 1)
