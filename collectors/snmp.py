@@ -1,11 +1,17 @@
-"""An async SNMP client (v1, v2c, v3) on pysnmp 7's asyncio API.
+"""An async SNMP client (v1, v2c, v3): v1 and v2c on our own BER codec, v3 on pysnmp 7.
 
-Numeric OIDs only and ``lookupMib=False``: no MIB is resolved on the hot path (MIB lookups
-cost pysnmp two thirds of its time). One ``SnmpEngine`` per client, created on first use in
-the running event loop (a client belongs to that loop); semaphores bound the requests in
-flight overall and per target.
+v1 and v2c requests are encoded and their replies decoded by :mod:`collectors.ber` and travel
+over the client's own asyncio UDP socket (one per address family, opened on first use);
+pyasn1 was four fifths of pysnmp's CPU. A reply counts only if it comes from the target's
+address and port with the request's id (a fresh random one per attempt; a late answer to an
+earlier attempt counts too), version and community; anything else is counted in
+:class:`SnmpStats` (``malformed``, ``unmatched``) and dropped. SNMPv3 goes through one pysnmp
+``SnmpEngine`` per client with numeric OIDs and ``lookupMib=False`` (MIB lookups cost pysnmp
+two thirds of its time). A client belongs to the event loop it is first used in; semaphores
+bound the requests in flight overall and per target.
 
-pysnmp's error tuples become the suite's errors in exactly one place, :func:`map_snmp_error`:
+Failures become the suite's errors in exactly one place, :func:`map_snmp_error` (pysnmp's
+error tuples for v3, the same names and the PDU's error status for v1/v2c):
 
     DeviceTimeout          no answer after the retries. A v1/v2c request with a wrong
                            community looks exactly like this: the agent drops it silently.
@@ -15,7 +21,8 @@ pysnmp's error tuples become the suite's errors in exactly one place, :func:`map
                            level (a report PDU), or it answered ``authorizationError``
     ConnectionRefused      the target answered ICMP port unreachable: no agent on that port
                            (probed once, after a timeout, with an empty datagram)
-    ProtocolError          any other engine error, or a PDU error status
+    ProtocolError          any other engine error (an empty GETNEXT/GETBULK answer, a host
+                           name that does not resolve), or a PDU error status
 
 Secrets (communities, USM keys) never appear in messages, reprs or logs.
 """
@@ -25,12 +32,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import re
+import secrets
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from enum import Enum, StrEnum
-from typing import Any, Final
+from enum import StrEnum
+from typing import Any, Final, cast
 
 from pyasn1.type import univ
 from pydantic import SecretStr
@@ -38,6 +46,16 @@ from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch import asyncio as snmp
 from pysnmp.proto import errind, rfc1902, rfc1905
 
+from collectors.ber import (
+    BerError,
+    Message,
+    PduType,
+    SnmpValue,
+    Special,
+    VarBind,
+    decode_message,
+    encode_message,
+)
 from topology.credentials import CredentialProfile, SnmpV3User
 from topology.errors import (
     AuthenticationFailed,
@@ -113,31 +131,14 @@ class SnmpCredentials:
     __str__ = __repr__
 
 
-class Special(Enum):
-    """SNMPv2 exception values: data about an OID, not errors."""
-
-    NO_SUCH_OBJECT = "noSuchObject"
-    NO_SUCH_INSTANCE = "noSuchInstance"
-    END_OF_MIB_VIEW = "endOfMibView"
-
-
-SnmpValue = int | str | bytes | Special
-"""Integer, Counter32/64, Gauge32, TimeTicks, Unsigned32 -> int; OctetString, Opaque, Bits
--> bytes; ObjectIdentifier -> dotted str; IpAddress -> dotted-quad str."""
-
-
-@dataclass(frozen=True, slots=True)
-class VarBind:
-    """One variable binding; ``kind`` is the ASN.1 type name (``"Counter64"``)."""
-
-    oid: str
-    value: SnmpValue
-    kind: str
-
-
 @dataclass
 class SnmpStats:
-    """Counters of what a client did, for visibility (``peak_*`` prove the bounds held)."""
+    """Counters of what a client did, for visibility (``peak_*`` prove the bounds held).
+
+    ``malformed`` counts v1/v2c datagrams that did not decode, ``unmatched`` decoded replies
+    that belong to no request in flight (another source, request id, version, community or
+    PDU type, or an answer to a request already answered); both are dropped.
+    """
 
     requests: int = 0
     timeouts: int = 0
@@ -148,6 +149,8 @@ class SnmpStats:
     in_flight: int = 0
     peak_in_flight: int = 0
     peak_in_flight_per_target: int = 0
+    malformed: int = 0
+    unmatched: int = 0
 
 
 # -- value conversion --------------------------------------------------------------------
@@ -196,10 +199,21 @@ def _oid(oid: str) -> tuple[int, ...]:
     return parts
 
 
+def _oid_tuple(oid: str, parents: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
+    """A canonical dotted OID (as decoded) as a tuple; ``parents`` memoises all but the
+    last arc, which the OIDs of a walk share."""
+    parent, _, last = oid.rpartition(".")
+    head = parents.get(parent)
+    if head is None:
+        head = parents[parent] = tuple(map(int, parent.split(".")))
+    return (*head, int(last))
+
+
 # -- the one error mapping ---------------------------------------------------------------
 
 # pysnmp error-indication names (ErrorIndication compares equal to them) -> our class
 _TIMEOUT: Final = "requestTimedOut"
+_EMPTY_RESPONSE: Final = "emptyResponse"
 _AUTH_INDICATIONS: Final[dict[str, str]] = {
     "unknownUserName": "unknown USM user",
     "wrongDigest": "wrong digest (wrong auth key or protocol)",
@@ -259,10 +273,12 @@ def map_snmp_error(
     oids: Sequence[str] = (),
     port_refused: bool = False,
 ) -> CollectionError | None:
-    """The suite's error for pysnmp's (errorIndication, errorStatus, errorIndex), or ``None``.
+    """The suite's error for (errorIndication, errorStatus, errorIndex), or ``None``.
 
-    ``error_indication`` may be pysnmp's ErrorIndication, its name or description, or an
-    exception pysnmp raised (a socket error inside a CarrierError). ``oids`` are the
+    ``error_indication`` may be pysnmp's ErrorIndication, its name or description (the v1/v2c
+    path passes the names, ``"requestTimedOut"``, and the PDU's error status and index as
+    ints), or an exception raised on the way (a socket error, maybe inside pysnmp's
+    CarrierError; a host name that does not resolve). ``oids`` are the
     request's OIDs, to name the one ``error_index`` points at. ``port_refused`` says an
     ICMP port-unreachable answered the timed-out request. A v1/v2c request with a wrong
     community times out: the agent drops it silently, so it is a DeviceTimeout.
@@ -277,6 +293,8 @@ def map_snmp_error(
     if error_indication:
         if isinstance(error_indication, BaseException) and not isinstance(
                 error_indication, errind.ErrorIndication):
+            if isinstance(error_indication, socket.gaierror):
+                return error(ProtocolError, "the host name does not resolve")
             code = _os_errno(error_indication)
             if code == errno.ECONNREFUSED:
                 return error(ConnectionRefused, "port refused (ICMP port unreachable)")
@@ -285,7 +303,9 @@ def map_snmp_error(
             if code is not None:
                 return error(ProtocolError,
                              f"transport error ({errno.errorcode.get(code, str(code))})")
-            return error(ProtocolError, f"pysnmp error ({type(error_indication).__name__})")
+            source = "pysnmp" if isinstance(error_indication, PySnmpError) else "transport"
+            return error(ProtocolError,
+                         f"{source} error ({type(error_indication).__name__})")
         name = _indication_name(error_indication)
         if name == _TIMEOUT:
             if port_refused:
@@ -327,8 +347,18 @@ _PRIV_PROTOCOLS: Final[dict[str, Any]] = {
     "AES-256": snmp.USM_PRIV_CFB256_AES_BLUMENTHAL,
 }
 
-_Reply = tuple[Any, Any, Any, Sequence[Any]]
-_Send = Callable[[Any, Any, Any], Any]
+_Address = tuple[Any, ...]
+"""A socket address: (host, port) for IPv4, (host, port, flowinfo, scope_id) for IPv6."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What to ask: the PDU type, its OIDs and, for GETBULK, its two counts."""
+
+    pdu_type: PduType
+    oids: Sequence[tuple[int, ...]]
+    non_repeaters: int = 0
+    max_repetitions: int = 0
 
 
 @dataclass
@@ -346,6 +376,92 @@ class _UsmUse:
     user: SnmpV3User
     active: int = 0
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+
+@dataclass(slots=True)
+class _Waiter:
+    """A v1/v2c request on the wire: what its reply must match, and where it goes."""
+
+    reply: asyncio.Future[Message]
+    source: tuple[str, int]
+    version: int
+    community: bytes = field(repr=False)
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    """A client's UDP socket for one address family and the v1/v2c requests waiting on it.
+
+    A datagram is decoded and handed to the request its id names if it matches that
+    request's source, version and community; anything else is counted and dropped, never
+    raised. Send errors and ICMP errors are not reported to an unconnected socket's sender:
+    the request times out, as it did with pysnmp (the port-unreachable probe follows).
+    """
+
+    def __init__(self, stats: SnmpStats) -> None:
+        self.stats = stats
+        self.transport: asyncio.DatagramTransport | None = None
+        self.waiting: dict[int, _Waiter] = {}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: _Address) -> None:
+        try:
+            reply = decode_message(data)
+        except BerError:
+            self.stats.malformed += 1
+            return
+        waiter = self.waiting.get(reply.request_id)
+        if (waiter is None or waiter.reply.done() or reply.pdu_type is not PduType.RESPONSE
+                or reply.version != waiter.version or reply.community != waiter.community
+                or (addr[0], addr[1]) != waiter.source):
+            self.stats.unmatched += 1
+            return
+        waiter.reply.set_result(reply)
+
+    def error_received(self, exc: Exception) -> None:
+        """Nothing to do: the request this was for times out."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The socket is gone (closed, or a fatal error): fail whoever still waits."""
+        self._fail(ConnectionError("the client's UDP socket closed"))
+
+    def is_open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def new_request_id(self) -> int:
+        """A random 31-bit request id no request on this socket holds."""
+        while True:
+            request_id = secrets.randbits(31)
+            if request_id not in self.waiting:
+                return request_id
+
+    def send(self, data: bytes, address: _Address) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise ConnectionError("the client's UDP socket closed")
+        self.transport.sendto(data, address)
+
+    def close(self) -> None:
+        """Close the socket; requests still waiting raise RuntimeError (client closed)."""
+        self._fail(RuntimeError("SnmpClient is closed"))
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, exc: Exception) -> None:
+        for waiter in self.waiting.values():
+            if not waiter.reply.done():
+                waiter.reply.set_exception(exc)
+        self.waiting.clear()
+
+
+def _community_octets(creds: SnmpCredentials) -> bytes:
+    """The community as pysnmp put it on the wire (Latin-1; UTF-8 beyond that)."""
+    assert creds.community is not None
+    text = creds.community.get_secret_value()
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode()
 
 
 class SnmpClient:
@@ -377,6 +493,9 @@ class SnmpClient:
         self._targets: dict[tuple[str, int], _Target] = {}
         self._transports: dict[tuple[str, int], Any] = {}
         self._usm: dict[str, _UsmUse] = {}
+        self._endpoints: dict[int, _Endpoint] = {}
+        self._endpoints_lock = asyncio.Lock()
+        self._addresses: dict[tuple[str, int], tuple[int, _Address]] = {}
 
     async def __aenter__(self) -> SnmpClient:
         return self
@@ -385,12 +504,15 @@ class SnmpClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the engine's socket; the client cannot be used afterwards."""
+        """Close the sockets; the client cannot be used afterwards."""
         self._closed = True
         if self._engine is not None:
             self._engine.close_dispatcher()
             self._engine = None
         self._transports.clear()
+        for endpoint in self._endpoints.values():
+            endpoint.close()
+        self._endpoints.clear()
 
     # -- public operations ---------------------------------------------------------------
 
@@ -418,14 +540,9 @@ class SnmpClient:
         if creds.version is SnmpVersion.V1:
             return await self._emulated_bulk(host, creds, parsed, max_repetitions,
                                              non_repeaters, port)
-        objs = [snmp.ObjectType(snmp.ObjectIdentity(o)) for o in parsed]
-
-        def send(engine: Any, auth: Any, target: Any) -> Any:
-            return snmp.bulk_cmd(engine, auth, target, self._context, non_repeaters,
-                                 max_repetitions, *objs, lookupMib=False)
-
-        _, _, raw = await self._exchange("snmp getbulk", host, port, creds, send, oids)
-        return [_varbind(name, value) for name, value in raw]
+        request = _Request(PduType.GETBULK, parsed, non_repeaters, max_repetitions)
+        _, _, varbinds = await self._exchange("snmp getbulk", host, port, creds, request, oids)
+        return varbinds
 
     async def walk(self, host: str, creds: SnmpCredentials, oid: str, *,
                    max_repetitions: int = 25, port: int = 161) -> list[VarBind]:
@@ -439,30 +556,26 @@ class SnmpClient:
         cursor = root
         out: list[VarBind] = []
         v1 = creds.version is SnmpVersion.V1
+        parents: dict[str, tuple[int, ...]] = {}
         while True:
-            obj = snmp.ObjectType(snmp.ObjectIdentity(cursor))
-
-            def send(engine: Any, auth: Any, target: Any, obj: Any = obj) -> Any:
-                if v1:
-                    return snmp.next_cmd(engine, auth, target, self._context, obj,
-                                         lookupMib=False)
-                return snmp.bulk_cmd(engine, auth, target, self._context, 0,
-                                     max_repetitions, obj, lookupMib=False)
-
-            status, _, raw = await self._exchange("snmp walk", host, port, creds, send,
-                                                  [oid], v1_no_such_name=v1)
-            if status or not raw:  # v1 noSuchName: past the end of the MIB
+            request = (_Request(PduType.GETNEXT, [cursor]) if v1
+                       else _Request(PduType.GETBULK, [cursor], 0, max_repetitions))
+            status, _, varbinds = await self._exchange("snmp walk", host, port, creds,
+                                                       request, [oid], v1_no_such_name=v1)
+            if status or not varbinds:  # v1 noSuchName: past the end of the MIB
                 return out
-            for name, value in raw:
-                numbers = name.asTuple()
-                if type(value) in _SPECIALS or numbers[:depth] != root:
+            for vb in varbinds:
+                if isinstance(vb.value, Special):
+                    return out
+                numbers = _oid_tuple(vb.oid, parents)
+                if numbers[:depth] != root:
                     return out
                 if numbers <= cursor:
                     raise ProtocolError(
                         f"snmp walk {host}: OID not increasing after "
                         f"{'.'.join(map(str, cursor))} (credential profile {creds.profile!r})",
                         device=host, operation="snmp walk", profile=creds.profile)
-                out.append(_varbind(name, value))
+                out.append(vb)
                 cursor = numbers
 
     # -- internals -----------------------------------------------------------------------
@@ -477,28 +590,23 @@ class SnmpClient:
         v1 = creds.version is SnmpVersion.V1
         missing, missing_kind = ((Special.END_OF_MIB_VIEW, "EndOfMibView") if nxt
                                  else (Special.NO_SUCH_OBJECT, "NoSuchObject"))
+        pdu_type = PduType.GETNEXT if nxt else PduType.GET
         while pending:
-            objs = [snmp.ObjectType(snmp.ObjectIdentity(parsed[i])) for i in pending]
-            command = snmp.next_cmd if nxt else snmp.get_cmd
-
-            def send(engine: Any, auth: Any, target: Any,
-                     objs: list[Any] = objs, command: Any = command) -> Any:
-                return command(engine, auth, target, self._context, *objs, lookupMib=False)
-
-            status, index, raw = await self._exchange(
-                operation, host, port, creds, send, [oids[i] for i in pending],
+            request = _Request(pdu_type, [parsed[i] for i in pending])
+            status, index, varbinds = await self._exchange(
+                operation, host, port, creds, request, [oids[i] for i in pending],
                 v1_no_such_name=v1)
             if status:  # v1 noSuchName: record it as data, ask again for the others
                 i = pending.pop(index - 1)
                 results[i] = VarBind(".".join(map(str, parsed[i])), missing, missing_kind)
                 continue
-            if len(raw) != len(pending):
+            if len(varbinds) != len(pending):
                 raise ProtocolError(
-                    f"{operation} {host}: asked {len(pending)} varbinds, got {len(raw)} "
+                    f"{operation} {host}: asked {len(pending)} varbinds, got {len(varbinds)} "
                     f"(credential profile {creds.profile!r})",
                     device=host, operation=operation, profile=creds.profile)
-            for i, (name, value) in zip(pending, raw, strict=True):
-                results[i] = _varbind(name, value)
+            for i, vb in zip(pending, varbinds, strict=True):
+                results[i] = vb
             pending = []
         return [results[i] for i in range(len(oids))]
 
@@ -520,48 +628,115 @@ class SnmpClient:
         return out
 
     async def _exchange(self, operation: str, host: str, port: int, creds: SnmpCredentials,
-                        send: _Send, oids: Sequence[str], *,
-                        v1_no_such_name: bool = False) -> tuple[int, int, Sequence[Any]]:
-        """One request through the bounds; (error status, error index, raw varbinds).
+                        request: _Request, oids: Sequence[str], *,
+                        v1_no_such_name: bool = False) -> tuple[int, int, list[VarBind]]:
+        """One request through the bounds; (error status, error index, varbinds).
 
         The status is non-zero only for v1's noSuchName when ``v1_no_such_name``; every
-        other failure is raised as the suite's error.
+        other failure is raised as the suite's error. v1/v2c answers are read the way
+        pysnmp's command generator read them: the error index is clipped to the varbinds
+        present, and an empty GETNEXT/GETBULK answer is the engine error emptyResponse.
         """
-        engine = self._engine_for_loop()
-        auth = self._auth_data(creds)
+        self._own_loop()
         where = host if port == 161 else f"{host}:{port}"
+        pysnmp_reply: Any = None
+        reply: Message | None = None
         try:
             async with self._slot(host, port):
-                target = await self._transport(host, port)
-                async with self._usm_gate(creds):
+                if creds.version is SnmpVersion.V3:
+                    pysnmp_reply = await self._pysnmp_request(host, port, creds, request)
+                else:
+                    family, address = await self._address(host, port)
+                    endpoint = await self._endpoint(family)
                     self.stats.requests += 1
-                    try:
-                        reply = await asyncio.wait_for(send(engine, auth, target),
-                                                       self._budget_s(creds))
-                    except TimeoutError:  # pysnmp should have timed out itself: a backstop
-                        reply = (errind.requestTimedOut, 0, 0, ())
+                    reply = await self._roundtrip(endpoint, address, creds, request)
         except (PySnmpError, OSError) as exc:
             error = map_snmp_error(exc, device=where, operation=operation,
                                    profile=creds.profile, oids=oids)
             assert error is not None
             self._count(error)
             raise error from exc
-        indication, status, index, raw = reply
-        status_i = int(status) if status else 0
-        index_i = int(index) if index else 0
+        raw: Sequence[Any] = ()
+        varbinds: list[VarBind] = []
+        if pysnmp_reply is not None:
+            indication, status, index, raw = pysnmp_reply
+            status_i = int(status) if status else 0
+            index_i = int(index) if index else 0
+        elif reply is None:
+            indication, status_i, index_i = _TIMEOUT, 0, 0
+        else:
+            indication = None
+            status_i, varbinds = reply.error_status, reply.varbinds
+            index_i = min(reply.error_index, len(varbinds))
+            if request.pdu_type is not PduType.GET:
+                if status_i:
+                    varbinds = []
+                elif not varbinds:
+                    indication = _EMPTY_RESPONSE
         if (not indication and status_i == _NO_SUCH_NAME and v1_no_such_name
                 and 1 <= index_i <= len(oids)):
-            return status_i, index_i, raw
+            return status_i, index_i, varbinds
         refused = False
         if indication and _indication_name(indication) == _TIMEOUT:
             refused = await self._port_refused(host, port)
-        error = map_snmp_error(indication, status, index, device=where, operation=operation,
-                               profile=creds.profile, oids=oids, port_refused=refused)
+        error = map_snmp_error(indication, status_i, index_i, device=where,
+                               operation=operation, profile=creds.profile, oids=oids,
+                               port_refused=refused)
         if error is not None:
             self._count(error)
             raise error
-        self.stats.varbinds += len(raw)
-        return 0, 0, raw
+        if pysnmp_reply is not None:
+            self.stats.varbinds += len(raw)
+            return 0, 0, [_varbind(name, value) for name, value in raw]
+        self.stats.varbinds += len(varbinds)
+        return 0, 0, varbinds
+
+    async def _roundtrip(self, endpoint: _Endpoint, address: _Address,
+                         creds: SnmpCredentials, request: _Request) -> Message | None:
+        """Send a v1/v2c request, ``1 + retries`` times with a fresh request id each, and
+        wait ``timeout_s`` after each for its reply; ``None`` if none came."""
+        community = _community_octets(creds)
+        version = 0 if creds.version is SnmpVersion.V1 else 1
+        message = Message(version, community, request.pdu_type, 0, request.non_repeaters,
+                          request.max_repetitions,
+                          [VarBind(".".join(map(str, o)), b"", "Null") for o in request.oids])
+        reply: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(reply, (address[0], address[1]), version, community)
+        request_ids: list[int] = []
+        try:
+            for _ in range(self.retries + 1):
+                message.request_id = endpoint.new_request_id()
+                request_ids.append(message.request_id)
+                endpoint.waiting[message.request_id] = waiter
+                endpoint.send(encode_message(message), address)
+                done, _ = await asyncio.wait((reply,), timeout=self.timeout_s)
+                if done:
+                    return reply.result()
+            return None
+        finally:
+            for request_id in request_ids:
+                endpoint.waiting.pop(request_id, None)
+            reply.cancel()
+
+    async def _pysnmp_request(self, host: str, port: int, creds: SnmpCredentials,
+                              request: _Request) -> Any:
+        """An SNMPv3 request through pysnmp: its (indication, status, index, varbinds)."""
+        engine = self._engine_for_loop()
+        auth = self._auth_data(creds)
+        target = await self._transport(host, port)
+        objs = [snmp.ObjectType(snmp.ObjectIdentity(o)) for o in request.oids]
+        async with self._usm_gate(creds):
+            self.stats.requests += 1
+            if request.pdu_type is PduType.GETBULK:
+                sent = snmp.bulk_cmd(engine, auth, target, self._context, request.non_repeaters,
+                                     request.max_repetitions, *objs, lookupMib=False)
+            else:
+                command = snmp.next_cmd if request.pdu_type is PduType.GETNEXT else snmp.get_cmd
+                sent = command(engine, auth, target, self._context, *objs, lookupMib=False)
+            try:
+                return await asyncio.wait_for(sent, self._budget_s())
+            except TimeoutError:  # pysnmp should have timed out itself: a backstop
+                return errind.requestTimedOut, 0, 0, ()
 
     def _count(self, error: CollectionError) -> None:
         if isinstance(error, DeviceTimeout):
@@ -573,27 +748,28 @@ class SnmpClient:
         else:
             self.stats.errors += 1
 
-    def _budget_s(self, creds: SnmpCredentials) -> float:
+    def _budget_s(self) -> float:
         """A backstop over pysnmp's own timeout (v3 adds discovery round trips)."""
-        rounds = 3 if creds.version is SnmpVersion.V3 else 1
-        return self.timeout_s * (self.retries + 1) * rounds * 2 + 1.0
+        return self.timeout_s * (self.retries + 1) * 3 * 2 + 1.0
 
-    def _engine_for_loop(self) -> Any:
+    def _own_loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, which must be the client's (the first it was used in)."""
         if self._closed:
             raise RuntimeError("SnmpClient is closed")
         loop = asyncio.get_running_loop()
-        if self._engine is None:
-            self._engine = snmp.SnmpEngine()
+        if self._loop is None:
             self._loop = loop
         elif loop is not self._loop:
             raise RuntimeError("an SnmpClient belongs to the event loop it was first used in")
+        return loop
+
+    def _engine_for_loop(self) -> Any:
+        self._own_loop()
+        if self._engine is None:
+            self._engine = snmp.SnmpEngine()
         return self._engine
 
     def _auth_data(self, creds: SnmpCredentials) -> Any:
-        if creds.version is not SnmpVersion.V3:
-            assert creds.community is not None
-            return snmp.CommunityData(creds.community.get_secret_value(),
-                                      mpModel=0 if creds.version is SnmpVersion.V1 else 1)
         user = creds.v3
         assert user is not None
         if user.auth_key is None:
@@ -607,6 +783,7 @@ class SnmpClient:
                                 privProtocol=_PRIV_PROTOCOLS[user.priv_protocol or "AES"])
 
     async def _transport(self, host: str, port: int) -> Any:
+        """The pysnmp transport target of an SNMPv3 request."""
         key = (host, port)
         target = self._transports.get(key)
         if target is None:
@@ -615,6 +792,43 @@ class SnmpClient:
                                       retries=self.retries)
             self._transports[key] = target
         return target
+
+    async def _address(self, host: str, port: int) -> tuple[int, _Address]:
+        """The target's address family and socket address (v1/v2c), resolved once: an IP
+        literal without DNS, a name with the loop's getaddrinfo."""
+        key = (host, port)
+        found = self._addresses.get(key)
+        if found is None:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            try:
+                infos = socket.getaddrinfo(host, port, family, socket.SOCK_DGRAM, 0,
+                                           socket.AI_NUMERICHOST)
+            except socket.gaierror:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, family=family, type=socket.SOCK_DGRAM)
+            found = self._addresses[key] = (infos[0][0], infos[0][4])
+        return found
+
+    async def _endpoint(self, family: int) -> _Endpoint:
+        """The client's UDP socket for ``family``, opened on first use."""
+        endpoint = self._endpoints.get(family)
+        if endpoint is None or not endpoint.is_open():
+            async with self._endpoints_lock:
+                endpoint = self._endpoints.get(family)
+                if endpoint is None or not endpoint.is_open():
+                    endpoint = await self._open_endpoint(family)
+                    if self._closed:
+                        endpoint.close()
+                        raise RuntimeError("SnmpClient is closed")
+                    self._endpoints[family] = endpoint
+        return endpoint
+
+    async def _open_endpoint(self, family: int) -> _Endpoint:
+        """A new UDP socket (the tests swap this for an agent without a network)."""
+        stats = self.stats
+        _, endpoint = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: _Endpoint(stats), family=family)
+        return endpoint
 
     @asynccontextmanager
     async def _slot(self, host: str, port: int) -> AsyncIterator[None]:
@@ -669,11 +883,15 @@ class SnmpClient:
         """Whether an empty datagram to the target draws ICMP port unreachable."""
         if self.refused_probe_s <= 0:
             return False
-        target = self._transports.get((host, port))
-        if target is None:
-            return False
-        address = target.transport_address[:2]  # resolved already: no DNS on the loop
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        found = self._addresses.get((host, port))
+        if found is not None:
+            family, address = found
+        else:
+            target = self._transports.get((host, port))
+            if target is None:
+                return False
+            address = target.transport_address[:2]  # resolved already: no DNS on the loop
+            family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         loop = asyncio.get_running_loop()
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)

@@ -1,13 +1,16 @@
 """Unit tests for collectors.snmp and collectors.snmp_facts without a network: value
-conversion, the one error mapping, credentials, the client's logic over a stubbed pysnmp,
-and the facts built from a recording of the lab's r1 (net-snmp 5.9.3 + lldpd)."""
+conversion, the one error mapping, credentials, the client's logic over a stubbed network
+(its own v1/v2c datagrams answered in place of a socket, pysnmp's v3 commands stubbed), and
+the facts built from a recording of the lab's r1 (net-snmp 5.9.3 + lldpd)."""
 # ruff: noqa: E501  (the recording below keeps the agent's long OIDs and strings on one line)
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import errno
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +31,8 @@ from collectors import (
     convert_value,
     map_snmp_error,
 )
+from collectors.ber import Message, PduType, decode_message, encode_message
+from collectors.snmp import _Endpoint
 from collectors.snmp_facts import (
     _addresses,
     _capabilities,
@@ -240,7 +245,9 @@ def test_credentials_need_what_their_version_uses() -> None:
         SnmpCredentials(version=SnmpVersion.V3, profile="p", community=SecretStr(COMMUNITY))
 
 
-# -- the client over a stubbed pysnmp (no packet leaves) ---------------------------------
+# -- the client over a stubbed network (no packet leaves) --------------------------------
+# v1/v2c: the client's own datagrams, decoded and answered by StubAgent in place of a socket
+# (SnmpClient._open_endpoint swapped); v3: pysnmp's get/next/bulk commands swapped.
 
 def name(oid: str) -> rfc1902.ObjectName:
     return rfc1902.ObjectName(oid)
@@ -251,25 +258,119 @@ def oids_of(engine: Any, objs: Sequence[Any]) -> list[tuple[int, ...]]:
     return [tuple(o[0].get_oid()) for o in VB_PROCESSOR.make_varbinds(engine.cache, objs)]
 
 
+def dotted(oid: tuple[int, ...]) -> str:
+    return ".".join(map(str, oid))
+
+
+def parsed(oid: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in oid.split("."))
+
+
+Datagrams = list[tuple[bytes, tuple[str, int]]]
+
+
+class FakeTransport:
+    """Stands in for the client's UDP socket: what the client sends goes to the agent."""
+
+    def __init__(self, agent: StubAgent, endpoint: _Endpoint) -> None:
+        self.agent = agent
+        self.endpoint = endpoint
+        self.closed = False
+
+    def sendto(self, data: bytes, address: tuple[str, int]) -> None:
+        self.agent.receive(self.endpoint, data, address)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
 class StubAgent:
-    """Sorted varbinds answering pysnmp's get/next/bulk commands, recording what was sent."""
+    """Sorted varbinds answering v1/v2c datagrams (like net-snmp) and pysnmp's v3 commands,
+    recording what was sent."""
 
     def __init__(self, rows: dict[str, Any]) -> None:
-        self.rows = sorted((tuple(int(p) for p in k.split(".")), v) for k, v in rows.items())
+        self.rows = sorted((parsed(k), v) for k, v in rows.items())
         self.keys = [k for k, _ in self.rows]
         self.auth: list[Any] = []
+        self.requests: list[Message] = []
         self.in_flight = 0
         self.peak = 0
         self.delay_s = 0.0
         self.keys_in_flight: list[str] = []
         self.most_key_sets = 0
+        self.answer: Any = self.answer_like_net_snmp
+        """Request -> reply Message (None: silence), or a list of (datagram, source)."""
+
+    # the wire (v1/v2c)
+
+    def receive(self, endpoint: _Endpoint, data: bytes, address: tuple[str, int]) -> None:
+        request = decode_message(data)
+        self.requests.append(request)
+        answer = self.answer(request)
+        datagrams: Datagrams = (answer if isinstance(answer, list)
+                                else [] if answer is None
+                                else [(encode_message(answer), address)])
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+
+        def deliver() -> None:
+            self.in_flight -= 1
+            for datagram, source in datagrams:
+                endpoint.datagram_received(datagram, source)
+        asyncio.get_running_loop().call_later(self.delay_s, deliver)
+
+    def _value(self, oid: tuple[int, ...]) -> VarBind | None:
+        i = bisect.bisect_left(self.keys, oid)
+        if i < len(self.keys) and self.keys[i] == oid:
+            return VarBind(dotted(oid), *convert_value(self.rows[i][1]))
+        return None
+
+    def _next_vb(self, oid: tuple[int, ...]) -> VarBind | None:
+        i = bisect.bisect_right(self.keys, oid)
+        if i < len(self.rows):
+            key, value = self.rows[i]
+            return VarBind(dotted(key), *convert_value(value))
+        return None
+
+    def answer_like_net_snmp(self, request: Message) -> Message:
+        oids = [parsed(vb.oid) for vb in request.varbinds]
+        reply = Message(request.version, request.community, PduType.RESPONSE,
+                        request.request_id)
+        out: list[VarBind | None] = []
+        if request.pdu_type is PduType.GETBULK:
+            nr, reps = request.error_status, request.error_index
+            out = [self._next_vb(o) for o in oids[:nr]]
+            cursors = oids[nr:]
+            for _ in range(reps):
+                row = [self._next_vb(c) for c in cursors]
+                out.extend(row)
+                cursors = [parsed(vb.oid) if vb else c
+                           for vb, c in zip(row, cursors, strict=True)]
+        else:
+            find = self._value if request.pdu_type is PduType.GET else self._next_vb
+            out = [find(o) for o in oids]
+        if request.version == 0 and None in out:  # v1: noSuchName, the request echoed
+            reply.error_status, reply.error_index = 2, out.index(None) + 1
+            reply.varbinds = request.varbinds
+            return reply
+        missing = (Special.NO_SUCH_OBJECT, "NoSuchObject") \
+            if request.pdu_type is PduType.GET else (Special.END_OF_MIB_VIEW, "EndOfMibView")
+        asked = oids if request.pdu_type is not PduType.GETBULK else [oids[-1]] * len(out)
+        reply.varbinds = [vb or VarBind(dotted(o), *missing)
+                          for vb, o in zip(out, asked, strict=True)]
+        return reply
+
+    # pysnmp (v3)
 
     def _next(self, oid: tuple[int, ...]) -> tuple[Any, Any]:
         i = bisect.bisect_right(self.keys, oid)
         if i < len(self.rows):
             key, value = self.rows[i]
-            return name(".".join(map(str, key))), value
-        return name(".".join(map(str, oid))), rfc1905.endOfMibView
+            return name(dotted(key)), value
+        return name(dotted(oid)), rfc1905.endOfMibView
 
     async def _enter(self, auth: Any) -> None:
         self.auth.append(auth)
@@ -289,7 +390,7 @@ class StubAgent:
         found = dict(self.rows)
         out = []
         for oid in oids_of(engine, objs):
-            out.append((name(".".join(map(str, oid))), found.get(oid, rfc1905.noSuchObject)))
+            out.append((name(dotted(oid)), found.get(oid, rfc1905.noSuchObject)))
         return None, 0, 0, tuple(out)
 
     async def next_cmd(self, engine: Any, auth: Any, target: Any, ctx: Any, *objs: Any,
@@ -321,6 +422,12 @@ def agent(monkeypatch: pytest.MonkeyPatch) -> StubAgent:
     })
     for command in ("get_cmd", "next_cmd", "bulk_cmd"):
         monkeypatch.setattr(snmp, command, getattr(stub, command))
+
+    async def open_endpoint(client: SnmpClient, family: int) -> _Endpoint:
+        endpoint = _Endpoint(client.stats)
+        endpoint.connection_made(FakeTransport(stub, endpoint))  # type: ignore[arg-type]
+        return endpoint
+    monkeypatch.setattr(SnmpClient, "_open_endpoint", open_endpoint)
     return stub
 
 
@@ -341,19 +448,34 @@ def test_walk_stays_in_the_subtree(agent: StubAgent) -> None:
                                                           max_repetitions=3)))
         assert [vb.oid for vb in got] == [f"1.3.6.1.2.1.2.2.1.2.{i}" for i in range(1, 8)]
         assert got[0] == VarBind("1.3.6.1.2.1.2.2.1.2.1", b"eth1", "OctetString")
+    sent = [(m.version, m.pdu_type, m.error_index) for m in agent.requests]
+    assert sent[:8] == [(0, PduType.GETNEXT, 0)] * 8  # v1: one GETNEXT a row, one past
+    assert sent[8:] == [(1, PduType.GETBULK, 3)] * 3
+    assert len(agent.auth) == 3  # v3 alone went through pysnmp
 
 
 def test_walk_past_the_end_of_the_mib(agent: StubAgent) -> None:
-    got = run(with_client(lambda c: c.walk("192.0.2.1", creds(), "1.3.6.1.2.1.31")))
-    assert [vb.oid for vb in got] == ["1.3.6.1.2.1.31.1.1.1.1.1"]
+    for version in (SnmpVersion.V1, SnmpVersion.V2C):
+        got = run(with_client(lambda c, v=version: c.walk("192.0.2.1", creds(v),
+                                                          "1.3.6.1.2.1.31")))
+        assert [vb.oid for vb in got] == ["1.3.6.1.2.1.31.1.1.1.1.1"]
 
 
-def test_walk_refuses_an_agent_that_loops(agent: StubAgent,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    async def looping(*args: Any, **kw: Any) -> tuple[Any, ...]:
-        return None, 0, 0, ((name("1.3.6.1.2.1.2.2.1.2.3"), rfc1902.Integer(1)),
-                            (name("1.3.6.1.2.1.2.2.1.2.2"), rfc1902.Integer(1)))
-    monkeypatch.setattr(snmp, "bulk_cmd", looping)
+def test_walk_compares_oids_as_numbers(agent: StubAgent) -> None:
+    agent.rows = sorted((parsed(f"1.3.6.1.2.1.2.2.1.1.{i}"), rfc1902.Gauge32(i))
+                        for i in (9, 10, 127, 128, 200, 16384, 2**32 - 1))
+    agent.keys = [k for k, _ in agent.rows]
+    got = run(with_client(lambda c: c.walk("192.0.2.1", creds(), "1.3.6.1.2.1.2.2.1.1",
+                                           max_repetitions=2)))
+    assert [vb.value for vb in got] == [9, 10, 127, 128, 200, 16384, 2**32 - 1]
+
+
+def test_walk_refuses_an_agent_that_loops(agent: StubAgent) -> None:
+    def looping(request: Message) -> Message:
+        return Message(1, request.community, PduType.RESPONSE, request.request_id, varbinds=[
+            VarBind("1.3.6.1.2.1.2.2.1.2.3", 1, "Integer"),
+            VarBind("1.3.6.1.2.1.2.2.1.2.2", 1, "Integer")])
+    agent.answer = looping
     with pytest.raises(ProtocolError, match="not increasing"):
         run(with_client(lambda c: c.walk("192.0.2.1", creds(), "1.3.6.1.2.1.2.2.1.2")))
 
@@ -368,35 +490,58 @@ def test_get_bulk_layout_and_v1_emulation(agent: StubAgent) -> None:
                 "1.3.6.1.2.1.2.2.1.1.2", "1.3.6.1.2.1.2.2.1.2.2"]
     assert [vb.oid for vb in v2] == expected
     assert [vb.oid for vb in v1] == expected
+    assert [vb.kind for vb in v2[1:3]] == ["Integer", "OctetString"]
+    assert [vb.kind for vb in v1[1:3]] == ["Integer32", "OctetString"]  # as pysnmp's v1
 
 
-def test_v1_no_such_name_is_data(agent: StubAgent, monkeypatch: pytest.MonkeyPatch) -> None:
-    sent: list[list[str]] = []
-
-    async def v1_agent(engine: Any, auth: Any, target: Any, ctx: Any, *objs: Any,
-                       **kw: Any) -> tuple[Any, ...]:
-        oids = [".".join(map(str, o)) for o in oids_of(engine, objs)]
-        sent.append(oids)
-        if "1.3.6.1.2.1.1.5.1" in oids:  # pysnmp turns v1 noSuchName into this
-            return (None, rfc1902.Integer(2), rfc1902.Integer(oids.index("1.3.6.1.2.1.1.5.1") + 1),
-                    tuple((name(o), rfc1905.noSuchObject) for o in oids))
-        return None, 0, 0, tuple((name(o), rfc1902.OctetString(b"r1")) for o in oids)
-
-    monkeypatch.setattr(snmp, "get_cmd", v1_agent)
+def test_v1_no_such_name_is_data(agent: StubAgent) -> None:
     got = run(with_client(lambda c: c.get("192.0.2.1", creds(SnmpVersion.V1),
                                           ["1.3.6.1.2.1.1.5.0", "1.3.6.1.2.1.1.5.1"])))
     assert [vb.value for vb in got] == [b"r1", Special.NO_SUCH_OBJECT]
-    assert sent == [["1.3.6.1.2.1.1.5.0", "1.3.6.1.2.1.1.5.1"], ["1.3.6.1.2.1.1.5.0"]]
+    assert [[vb.oid for vb in m.varbinds] for m in agent.requests] == \
+        [["1.3.6.1.2.1.1.5.0", "1.3.6.1.2.1.1.5.1"], ["1.3.6.1.2.1.1.5.0"]]
+    nxt = run(with_client(lambda c: c.get_next("192.0.2.1", creds(SnmpVersion.V1),
+                                               ["1.3.6.1.2.1.1.5.0", "1.3.6.1.2.1.31.2"])))
+    assert nxt[1] == VarBind("1.3.6.1.2.1.31.2", Special.END_OF_MIB_VIEW, "EndOfMibView")
 
 
-def test_v1_no_such_name_with_a_bad_index_is_a_protocol_error(
-        agent: StubAgent, monkeypatch: pytest.MonkeyPatch) -> None:
-    async def broken(*args: Any, **kw: Any) -> tuple[Any, ...]:
-        return None, rfc1902.Integer(2), rfc1902.Integer(9), ()
-    monkeypatch.setattr(snmp, "get_cmd", broken)
+@pytest.mark.parametrize(("index", "varbinds"), [(9, 0), (0, 1)])
+def test_v1_no_such_name_without_a_usable_index_is_a_protocol_error(
+        agent: StubAgent, index: int, varbinds: int) -> None:
+    def broken(request: Message) -> Message:
+        return Message(0, request.community, PduType.RESPONSE, request.request_id, 2, index,
+                       request.varbinds[:varbinds])
+    agent.answer = broken
     with pytest.raises(ProtocolError, match="noSuchName"):
         run(with_client(lambda c: c.get("192.0.2.1", creds(SnmpVersion.V1),
                                         ["1.3.6.1.2.1.1.5.0"])))
+
+
+def test_an_error_index_past_the_varbinds_is_clipped_as_pysnmp_did(agent: StubAgent) -> None:
+    def too_big(request: Message) -> Message:
+        return Message(1, request.community, PduType.RESPONSE, request.request_id, 1, 7,
+                       request.varbinds)
+    agent.answer = too_big
+    with pytest.raises(ProtocolError, match=r"tooBig at 1\.3\.6\.1\.2\.1\.1\.6\.0"):
+        run(with_client(lambda c: c.get("192.0.2.1", creds(),
+                                        ["1.3.6.1.2.1.1.5.0", "1.3.6.1.2.1.1.6.0"])))
+
+
+def test_authorization_error_is_authentication_failed(agent: StubAgent) -> None:
+    agent.answer = lambda r: Message(1, r.community, PduType.RESPONSE, r.request_id, 16, 1,
+                                     r.varbinds)
+
+    async def body(client: SnmpClient) -> None:
+        with pytest.raises(AuthenticationFailed, match="authorizationError"):
+            await client.get("192.0.2.1", creds(), ["1.3.6.1.2.1.1.5.0"])
+        assert client.stats.auth_failures == 1
+    run(with_client(body))
+
+
+def test_an_empty_getnext_answer_is_a_protocol_error(agent: StubAgent) -> None:
+    agent.answer = lambda r: Message(1, r.community, PduType.RESPONSE, r.request_id)
+    with pytest.raises(ProtocolError, match="emptyResponse"):
+        run(with_client(lambda c: c.walk("192.0.2.1", creds(), "1.3.6.1.2.1.1")))
 
 
 def test_get_returns_specials_as_data(agent: StubAgent) -> None:
@@ -406,9 +551,10 @@ def test_get_returns_specials_as_data(agent: StubAgent) -> None:
 
 
 def test_bad_oid_is_refused_before_sending(agent: StubAgent) -> None:
-    with pytest.raises(ValueError, match="numeric OID"):
-        run(with_client(lambda c: c.get("192.0.2.1", creds(), ["sysName.0"])))
-    assert agent.auth == []
+    for version in SnmpVersion:
+        with pytest.raises(ValueError, match="numeric OID"):
+            run(with_client(lambda c, v=version: c.get("192.0.2.1", creds(v), ["sysName.0"])))
+    assert agent.auth == [] and agent.requests == []
 
 
 @pytest.mark.parametrize(("auth", "priv", "auth_id", "priv_id"), [
@@ -434,11 +580,17 @@ def test_usm_protocols(agent: StubAgent, auth: str, priv: str, auth_id: Any,
     assert_no_secret(repr(sent))
 
 
-def test_community_versions_use_their_message_model(agent: StubAgent) -> None:
-    for version, model in ((SnmpVersion.V1, 0), (SnmpVersion.V2C, 1)):
-        run(with_client(lambda c, v=version: c.get("192.0.2.1", creds(v),
-                                                   ["1.3.6.1.2.1.1.5.0"])))
-        assert agent.auth[-1].message_processing_model == model
+def test_community_versions_go_on_the_wire_without_pysnmp(agent: StubAgent) -> None:
+    for version, number in ((SnmpVersion.V1, 0), (SnmpVersion.V2C, 1)):
+        async def body(client: SnmpClient, v: SnmpVersion = version) -> None:
+            await client.get("192.0.2.1", creds(v), ["1.3.6.1.2.1.1.5.0"])
+            assert client._engine is None  # no pysnmp engine was ever built
+        run(with_client(body))
+        sent = agent.requests[-1]
+        assert (sent.version, sent.community, sent.pdu_type) == \
+            (number, COMMUNITY.encode(), PduType.GET)
+        assert COMMUNITY not in repr(sent)
+    assert agent.auth == []
 
 
 def test_auth_failure_names_host_and_profile_not_the_key(
@@ -457,29 +609,110 @@ def test_auth_failure_names_host_and_profile_not_the_key(
     run(with_client(body))
 
 
-def test_timeout_is_counted(agent: StubAgent, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timeout_after_the_retries_is_counted(agent: StubAgent) -> None:
+    agent.answer = lambda request: None
+
+    async def body(client: SnmpClient) -> None:
+        with pytest.raises(DeviceTimeout) as caught:
+            await client.get("192.0.2.7", creds(), ["1.3.6.1.2.1.1.5.0"])
+        assert client.stats.timeouts == 1 and client.stats.requests == 1
+        assert_no_secret(caught.value, repr(caught.value))
+    run(with_client(body, timeout_s=0.01, retries=2))
+    ids = [m.request_id for m in agent.requests]
+    assert len(ids) == 3 and len(set(ids)) == 3  # a fresh request id for every attempt
+    assert all(0 <= i < 2**31 for i in ids)
+
+
+def test_a_late_answer_to_an_earlier_attempt_counts(agent: StubAgent) -> None:
+    first: list[Message] = []
+
+    def late(request: Message) -> Datagrams:
+        if not first:  # silence for the first attempt, then its answer arrives late
+            first.append(request)
+            return []
+        return [(encode_message(agent.answer_like_net_snmp(first[0])), ("192.0.2.1", 161))]
+    agent.answer = late
+
+    async def body(client: SnmpClient) -> list[VarBind]:
+        got = await client.get("192.0.2.1", creds(), ["1.3.6.1.2.1.1.5.0"])
+        assert client.stats.unmatched == client.stats.malformed == 0
+        return got
+    assert run(with_client(body, timeout_s=0.01, retries=1))[0].value == b"r1"
+    assert len(agent.requests) == 2
+
+
+def test_stray_datagrams_are_counted_and_dropped(agent: StubAgent) -> None:
+    def noisy(request: Message) -> Datagrams:
+        good = agent.answer_like_net_snmp(request)
+        others = [
+            dataclasses.replace(good, request_id=(request.request_id + 1) % 2**31),
+            dataclasses.replace(good, community=b"other"),
+            dataclasses.replace(good, version=0),
+            dataclasses.replace(good, pdu_type=PduType.GETNEXT),
+        ]
+        return [(b"\x30\x03\x02\x01", ("192.0.2.1", 161)),  # malformed
+                (encode_message(good), ("192.0.2.9", 161)),  # another host
+                (encode_message(good), ("192.0.2.1", 1161)),  # another port
+                *((encode_message(m), ("192.0.2.1", 161)) for m in others),
+                (encode_message(good), ("192.0.2.1", 161)),  # the answer
+                (encode_message(good), ("192.0.2.1", 161))]  # a duplicate
+    agent.answer = noisy
+
+    async def body(client: SnmpClient) -> None:
+        got = await client.get("192.0.2.1", creds(), ["1.3.6.1.2.1.1.5.0"])
+        assert got == [VarBind("1.3.6.1.2.1.1.5.0", b"r1", "OctetString")]
+        assert (client.stats.malformed, client.stats.unmatched) == (1, 7)
+        assert client.stats.errors == client.stats.timeouts == 0
+    run(with_client(body))
+
+
+def test_a_host_name_is_resolved_once(agent: StubAgent, monkeypatch: pytest.MonkeyPatch) -> None:
+    looked_up: list[str] = []
+
+    async def getaddrinfo(self: Any, host: str, port: int, **kw: Any) -> list[Any]:
+        looked_up.append(host)
+        if host != "r1.lab.example":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("192.0.2.1", port))]
+    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", getaddrinfo)
+
+    async def body(client: SnmpClient) -> None:
+        for _ in range(3):
+            got = await client.get("r1.lab.example", creds(), ["1.3.6.1.2.1.1.5.0"])
+            assert got[0].value == b"r1"
+        with pytest.raises(ProtocolError, match="does not resolve") as caught:
+            await client.get("nowhere.example", creds(), ["1.3.6.1.2.1.1.5.0"])
+        assert caught.value.device == "nowhere.example"
+        assert client.stats.requests == 3 and client.stats.errors == 1
+    run(with_client(body))
+    assert looked_up == ["r1.lab.example", "nowhere.example"]
+
+
+def test_timeout_is_counted_for_v3(agent: StubAgent, monkeypatch: pytest.MonkeyPatch) -> None:
     async def silent(*args: Any, **kw: Any) -> tuple[Any, ...]:
         return errind.requestTimedOut, 0, 0, ()
     monkeypatch.setattr(snmp, "get_cmd", silent)
 
     async def body(client: SnmpClient) -> None:
         with pytest.raises(DeviceTimeout):
-            await client.get("192.0.2.7", creds(), ["1.3.6.1.2.1.1.5.0"])
+            await client.get("192.0.2.7", creds(SnmpVersion.V3), ["1.3.6.1.2.1.1.5.0"])
         assert client.stats.timeouts == 1
     run(with_client(body))
 
 
-def test_in_flight_bounds_hold(agent: StubAgent) -> None:
+@pytest.mark.parametrize("version", [SnmpVersion.V2C, SnmpVersion.V3])
+def test_in_flight_bounds_hold(agent: StubAgent, version: SnmpVersion) -> None:
     agent.delay_s = 0.005
     hosts = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
 
     async def body(client: SnmpClient) -> None:
-        await asyncio.gather(*(client.get(hosts[i % 3], creds(), ["1.3.6.1.2.1.1.5.0"])
+        await asyncio.gather(*(client.get(hosts[i % 3], creds(version), ["1.3.6.1.2.1.1.5.0"])
                                for i in range(60)))
         assert client.stats.requests == 60
         assert client.stats.peak_in_flight == 5
         assert client.stats.peak_in_flight_per_target == 2
         assert client.stats.in_flight == 0
+        assert client.stats.varbinds == 60
     run(with_client(body, max_in_flight=5, max_in_flight_per_target=2))
     assert agent.peak == 5
 
@@ -501,7 +734,7 @@ def test_one_user_name_with_two_key_sets_never_overlaps(agent: StubAgent) -> Non
     assert agent.most_key_sets == 1
 
 
-def test_client_refuses_bad_bounds_and_use_after_close() -> None:
+def test_client_refuses_bad_bounds_and_use_after_close(agent: StubAgent) -> None:
     with pytest.raises(ValueError):
         SnmpClient(max_in_flight=0)
 
@@ -511,6 +744,50 @@ def test_client_refuses_bad_bounds_and_use_after_close() -> None:
         with pytest.raises(RuntimeError, match="closed"):
             await client.get("192.0.2.1", creds(), ["1.3.6.1.2.1.1.5.0"])
     run(body())
+
+
+def test_close_ends_the_requests_in_flight(agent: StubAgent) -> None:
+    agent.answer = lambda request: None
+
+    async def body() -> None:
+        client = SnmpClient(timeout_s=5)
+        client.refused_probe_s = 0
+        pending = asyncio.ensure_future(client.get("192.0.2.1", creds(),
+                                                   ["1.3.6.1.2.1.1.5.0"]))
+        await asyncio.sleep(0.01)
+        await client.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            await pending
+    run(body())
+
+
+def test_a_lost_socket_fails_its_requests_and_is_opened_again(agent: StubAgent) -> None:
+    agent.answer = lambda request: None
+
+    async def body(client: SnmpClient) -> None:
+        pending = asyncio.ensure_future(client.get("192.0.2.1", creds(),
+                                                   ["1.3.6.1.2.1.1.5.0"]))
+        await asyncio.sleep(0.01)
+        lost = client._endpoints[socket.AF_INET]
+        assert lost.transport is not None
+        lost.transport.close()
+        lost.connection_lost(OSError("gone"))
+        with pytest.raises(ProtocolError, match="transport error"):
+            await pending
+        agent.answer = agent.answer_like_net_snmp
+        got = await client.get("192.0.2.1", creds(), ["1.3.6.1.2.1.1.5.0"])
+        assert got[0].value == b"r1"
+        assert client._endpoints[socket.AF_INET] is not lost
+        assert client.stats.errors == 1
+    run(with_client(body, timeout_s=5))
+
+
+def test_a_client_belongs_to_one_event_loop(agent: StubAgent) -> None:
+    client = SnmpClient()
+    client.refused_probe_s = 0
+    run(client.get("192.0.2.1", creds(), ["1.3.6.1.2.1.1.5.0"]))
+    with pytest.raises(RuntimeError, match="event loop"):
+        run(client.get("192.0.2.1", creds(), ["1.3.6.1.2.1.1.5.0"]))
 
 
 # -- facts helpers -----------------------------------------------------------------------
