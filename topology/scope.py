@@ -17,10 +17,8 @@ from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from topology.errors import ConfigError, ScopeError
-from topology.settings import Settings, get_settings
+from topology.settings import Settings, get_settings, settings_section
 
 __all__ = ["DiscoverySettings", "Scope", "expand_targets", "load_discovery_settings"]
 
@@ -78,18 +76,7 @@ def _bool(value: Any, where: str) -> bool:
 def load_discovery_settings(settings: Settings | None = None) -> DiscoverySettings:
     """Read ``discovery:`` from ``$SWITCHBOARD_HOME/settings.yaml`` and the environment."""
     settings = settings or get_settings()
-    path = settings.home / "settings.yaml"
-    raw: dict[str, Any] = {}
-    if path.exists():
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top")
-        raw = loaded.get("discovery") or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: 'discovery' must be a mapping")
+    path, raw = settings_section("discovery", settings)
     allowed = _networks(_list(raw.get("allowed"), f"{path} discovery.allowed"),
                         f"{path} discovery.allowed")
     env = os.environ.get(ALLOWED_ENV, "")

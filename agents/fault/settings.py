@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from topology.errors import ConfigError
-from topology.settings import Settings, get_settings
+from topology.settings import Settings, get_settings, settings_section
 
 __all__ = ["FaultSettings", "load_fault_settings"]
 
@@ -44,16 +41,7 @@ class FaultSettings:
 def load_fault_settings(settings: Settings | None = None) -> FaultSettings:
     """Read ``fault:`` from settings.yaml (defaults where absent)."""
     settings = settings or get_settings()
-    path = settings.home / "settings.yaml"
-    raw: dict[str, Any] = {}
-    if path.exists():
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        raw = (loaded.get("fault") or {}) if isinstance(loaded, dict) else {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: 'fault' must be a mapping")
+    path, raw = settings_section("fault", settings)
     known = set(FaultSettings.__dataclass_fields__)
     if set(raw) - known:
         raise ConfigError(f"{path}: fault settings: unknown keys {sorted(set(raw) - known)}")

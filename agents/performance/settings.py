@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from topology.errors import ConfigError
-from topology.settings import Settings, get_settings
+from topology.settings import Settings, get_settings, settings_section
 
 __all__ = ["PerfSettings", "load_perf_settings"]
 
@@ -47,16 +44,7 @@ class PerfSettings:
 def load_perf_settings(settings: Settings | None = None) -> PerfSettings:
     """Read ``performance:`` from settings.yaml (defaults where absent)."""
     settings = settings or get_settings()
-    path = settings.home / "settings.yaml"
-    raw: dict[str, Any] = {}
-    if path.exists():
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        raw = (loaded.get("performance") or {}) if isinstance(loaded, dict) else {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: 'performance' must be a mapping")
+    path, raw = settings_section("performance", settings)
     try:
         thresholds = raw.get("thresholds_file")
         out = PerfSettings(

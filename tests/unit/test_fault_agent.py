@@ -3,6 +3,7 @@ operators' actions, service impact. Traps are built as the receiver hands them o
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -281,3 +282,23 @@ def test_rules_file_with_mistakes_is_refused_with_every_problem(tmp_path: Path) 
     for piece in ("kebab-case", "not a numeric OID", "action must be raise or clear",
                   "severity 'apocalyptic'"):
         assert piece in text
+
+
+def test_fault_settings_are_read_and_checked(tmp_path: Path) -> None:
+    from agents.fault.settings import load_fault_settings
+    from topology.errors import ConfigError
+    from topology.settings import get_settings
+
+    home = get_settings(tmp_path)
+    (tmp_path / "settings.yaml").write_text(
+        "fault:\n  listen_port: 16200\n  flap_count: 3\n  webhooks: [http://127.0.0.1:9/x]\n")
+    got = load_fault_settings(home)
+    assert (got.listen_port, got.flap_count, got.webhooks) == (16200, 3,
+                                                                ("http://127.0.0.1:9/x",))
+    for bad, reason in (("fault:\n  flap_cnt: 3\n", "unknown keys ['flap_cnt']"),
+                        ("fault:\n  webhooks: [ftp://x]\n", "http(s) URLs"),
+                        ("fault:\n  listen_port: 70000\n", "out of range"),
+                        ("fault: [1]\n", "'fault' must be a mapping")):
+        (tmp_path / "settings.yaml").write_text(bad)
+        with pytest.raises(ConfigError, match=re.escape(reason)):
+            load_fault_settings(home)
