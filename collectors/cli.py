@@ -40,6 +40,7 @@ from topology.errors import (
     ConnectionRefused,
     DeviceTimeout,
     ProtocolError,
+    exception_chain,
 )
 
 __all__ = [
@@ -289,14 +290,6 @@ def find_failure_marker(output: str, platform: str = "frr") -> str | None:
 
 # -- the session ----------------------------------------------------------------------
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and the exceptions it was raised from or during (netmiko wraps paramiko)."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
 
 
 def _translate(exc: BaseException, *, host: str, operation: str, profile: str | None,
@@ -313,7 +306,7 @@ def _translate(exc: BaseException, *, host: str, operation: str, profile: str | 
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if secret:
         detail = detail.replace(secret, "***")
-    chain = _chain(exc)
+    chain = exception_chain(exc)
     kwargs: dict[str, Any] = {"device": host, "operation": operation, "profile": profile}
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return ConnectionRefused(f"{who}: SSH port closed ({operation})", **kwargs)

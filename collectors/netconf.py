@@ -36,6 +36,7 @@ from topology.errors import (
     ConnectionRefused,
     DeviceTimeout,
     ProtocolError,
+    exception_chain,
 )
 
 __all__ = [
@@ -286,14 +287,6 @@ def facts_from_replies(replies: NetconfReplies) -> NetconfFacts:
 
 # -- the session -------------------------------------------------------------------------
 
-def exception_chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and the exceptions it was raised from or during (ncclient wraps paramiko)."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
 
 
 def translate_error(exc: BaseException, *, host: str, operation: str, profile: str | None,

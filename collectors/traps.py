@@ -110,7 +110,10 @@ class V3TrapDecoder(Protocol):
 
     def decode(self, data: bytes, source: tuple[str, int]) -> tuple[Trap | None, bytes | None,
                                                                     str | None]:
-        """(the trap, a response to send back for an INFORM, a refusal reason)."""
+        """(the trap, a datagram to send back, a refusal reason): (trap, None, None) a TRAP,
+        (trap, response, None) an INFORM and its response, (None, report, None) a step of
+        the INFORM handshake (engine-ID discovery, time sync: send it, nothing refused),
+        (None, report or None, reason) refused; ``BerError`` if malformed."""
         ...
 
 
@@ -275,8 +278,11 @@ class TrapReceiver:
             return
         if response is not None and self._transport is not None:
             self._transport.sendto(response, source)
-            self.stats.informs_answered += 1
+            if trap is not None:
+                self.stats.informs_answered += 1
         if trap is None:
+            if refusal is None:  # an INFORM handshake step (discovery report), not refused
+                return
             self.stats.bad_user += 1
             self._refused(source, "bad-user", refusal or "USM refused it")
             return

@@ -13,11 +13,16 @@ exactly once per protocol, at the edge, with ``raise ... from exc``.
     │   └── LabRuntimeError         a command or daemon failed (node, operation)
     ├── ScopeError                  a target outside the ranges discovery may probe
     └── DeviceError                 talking to a device failed (device, operation)
-        └── CollectionError         reading failed; carries a StatusCode (.status)
-            ├── DeviceTimeout       no answer within the timeout, after the retries
-            ├── AuthenticationFailed  community, USM user/keys, SSH or NETCONF login refused
-            ├── ConnectionRefused   the port is closed
-            └── ProtocolError       the peer answered something we cannot use
+        ├── CollectionError         reading failed; carries a StatusCode (.status)
+        │   ├── DeviceTimeout       no answer within the timeout, after the retries
+        │   ├── AuthenticationFailed  community, USM user/keys, SSH or NETCONF login refused
+        │   ├── ConnectionRefused   the port is closed
+        │   └── ProtocolError       the peer answered something we cannot use
+        └── ConfigPushError         pushing configuration failed (adapters/)
+            ├── PushConnectionError could not log in, or lost the session
+            ├── ConfigRejected      the device refused the change (.output: its words)
+            ├── CommitNotConfirmed  a revert timer ran out; the device went back
+            └── RollbackFailed      restoring the saved config failed
 
 Errors carry their context as attributes, not only in the message.
 """
@@ -31,7 +36,10 @@ from pathlib import Path
 __all__ = [
     "AuthenticationFailed",
     "CollectionError",
+    "CommitNotConfirmed",
     "ConfigError",
+    "ConfigPushError",
+    "ConfigRejected",
     "ConnectionRefused",
     "CredentialError",
     "DeviceError",
@@ -41,10 +49,13 @@ __all__ = [
     "LabStateError",
     "Problem",
     "ProtocolError",
+    "PushConnectionError",
+    "RollbackFailed",
     "ScopeError",
     "StatusCode",
     "SwitchboardError",
     "TopologyFileError",
+    "exception_chain",
 ]
 
 
@@ -175,3 +186,39 @@ class ProtocolError(CollectionError):
     """The device answered something the collector cannot use."""
 
     status = StatusCode.PROTOCOL_ERROR
+
+
+class ConfigPushError(DeviceError):
+    """Pushing configuration to a device failed."""
+
+
+class PushConnectionError(ConfigPushError):
+    """Could not connect or log in to push, or the session was lost."""
+
+
+class ConfigRejected(ConfigPushError):
+    """The device refused the change; ``output`` holds its own words (no secrets)."""
+
+    def __init__(self, message: str, *, device: str, operation: str,
+                 output: str = "") -> None:
+        super().__init__(message, device=device, operation=operation)
+        self.output = output
+
+
+class CommitNotConfirmed(ConfigPushError):
+    """A commit's revert timer ran out before the confirmation: the device went back."""
+
+
+class RollbackFailed(ConfigPushError):
+    """Restoring the saved configuration failed: the device needs a person."""
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or during (ncclient and netmiko wrap
+    paramiko, which wraps socket errors): where the error translators look for the cause."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen

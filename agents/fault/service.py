@@ -28,7 +28,7 @@ from collectors.traps import Trap, TrapReceiver, V3TrapDecoder
 from topology.credentials import CredentialStore
 from topology.settings import Settings
 
-__all__ = ["FaultService", "communities_from_profiles"]
+__all__ = ["FaultService", "communities_from_profiles", "v3_decoder_from_profiles"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,6 +50,15 @@ def communities_from_profiles(settings: Settings | None = None) -> dict[bytes, s
     return out
 
 
+def v3_decoder_from_profiles(settings: Settings | None = None) -> V3TrapDecoder | None:
+    """A USM decoder for every SNMPv3 user of the credential profiles (None: no users, and
+    v3 traps are counted as unsupported)."""
+    from collectors.traps_v3 import UsmTrapDecoder, users_from_profiles
+
+    users = users_from_profiles(settings)
+    return UsmTrapDecoder(users) if users else None
+
+
 class FaultService:
     """Receive, process, notify. ``await start()``, then ``await stop()``."""
 
@@ -66,6 +75,8 @@ class FaultService:
         self.agent = FaultAgent(engine, self.rules, self.settings)
         self._app_settings = app_settings
         self._fixed_communities = communities
+        if v3 is None and communities is None:
+            v3 = v3_decoder_from_profiles(app_settings)
         self.receiver = TrapReceiver(
             host=host if host is not None else self.settings.listen_host,
             port=port if port is not None else self.settings.listen_port,
