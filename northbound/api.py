@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from agents.fault.settings import FaultSettings
 from topology.db import get_engine, init_db
-from topology.errors import SwitchboardError
+from topology.errors import ConfigPushError, SwitchboardError
 from topology.inventory import (
     ChangePublic,
     DevicePublic,
@@ -93,13 +93,16 @@ def create_app(engine: Engine | None = None, *,
     app also runs the fault service (trap receiver and fault agent) while it serves."""
     from agents.fault.alarms import AlarmConflict
     from agents.fault.model import init_fault_db
+    from agents.fulfilment.model import init_fulfilment_db
     from agents.performance.poller import init_poller_db
     from agents.performance.store import init_perf_db
     from northbound.api_alarms import router as alarms_router
+    from northbound.api_config import router as config_router
 
     engine = engine or get_engine()
     init_db(engine)
     init_fault_db(engine)
+    init_fulfilment_db(engine)
     init_perf_db(engine)
     init_poller_db(engine)
     app = FastAPI(title="Switchboard", version="0.1.0",
@@ -122,6 +125,10 @@ def create_app(engine: Engine | None = None, *,
     @app.exception_handler(AlarmConflict)
     async def conflict(request: Request, exc: AlarmConflict) -> JSONResponse:
         return _problem(request, 409, "Conflict", str(exc))
+
+    @app.exception_handler(ConfigPushError)
+    async def device_failed(request: Request, exc: ConfigPushError) -> JSONResponse:
+        return _problem(request, 502, "The device refused or failed", str(exc))
 
     @app.exception_handler(SwitchboardError)
     async def refused(request: Request, exc: SwitchboardError) -> JSONResponse:
@@ -223,6 +230,7 @@ def create_app(engine: Engine | None = None, *,
 
     app.include_router(api)
     app.include_router(alarms_router)
+    app.include_router(config_router)
     return app
 
 

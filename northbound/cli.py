@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from northbound import cli_fault, cli_inventory, cli_lab, cli_perf
+from northbound import cli_config, cli_fault, cli_inventory, cli_lab, cli_perf
 from northbound.output import err
 from topology.errors import SwitchboardError
 
@@ -22,6 +22,7 @@ app.command("poll")(cli_perf.poll_cmd)
 app.add_typer(cli_perf.perf_app, name="perf")
 app.add_typer(cli_fault.traps_app, name="traps")
 app.add_typer(cli_fault.alarms_app, name="alarms")
+app.add_typer(cli_config.config_app, name="config")
 
 
 @app.command("serve")

@@ -1,0 +1,25 @@
+"""The fulfilment agent: plans, pushes, verifies and rolls back service activations."""
+
+from agents.fulfilment.agent import (
+    ApplyResult,
+    FulfilmentAgent,
+    Plan,
+    PlanStep,
+    ReachProbe,
+    ServiceRequest,
+    VerificationFailed,
+)
+from agents.fulfilment.model import ConfigBackup, ConfigChange, init_fulfilment_db
+
+__all__ = [
+    "ApplyResult",
+    "ConfigBackup",
+    "ConfigChange",
+    "FulfilmentAgent",
+    "Plan",
+    "PlanStep",
+    "ReachProbe",
+    "ServiceRequest",
+    "VerificationFailed",
+    "init_fulfilment_db",
+]
