@@ -35,6 +35,13 @@ def _agent(lab: str | None = None, *, probe: bool = False) -> Any:
     return FulfilmentAgent(get_engine(), probe=reach)
 
 
+def _settle(agent: Any) -> None:
+    """Record changes left unconfirmed by a process that ended (the device reverted)."""
+    for c in agent.reconcile_pending():
+        err.print(f"change {c.id} on {c.device} was never confirmed: now {c.state}",
+                  highlight=False)
+
+
 def _params(items: list[str]) -> dict[str, str]:
     out_: dict[str, str] = {}
     for item in items:
@@ -106,6 +113,7 @@ def apply_cmd(
     if (verify_from is None) != (verify_to is None):
         raise typer.BadParameter("--verify-from and --verify-to go together")
     agent = _agent(lab, probe=verify_from is not None)
+    _settle(agent)
     who = os.environ.get("SUDO_USER") or getpass.getuser()
     result = agent.apply([ServiceRequest(service, device, _params(param))], who=who, why=why,
                          confirm_timeout_s=confirm_timeout, verify_from=verify_from,
@@ -178,10 +186,11 @@ def changes_cmd(device: Annotated[str | None, typer.Option(help="Only this devic
                 limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
                 as_json: JsonOpt = False) -> None:
     """Recorded changes, newest first: who, why, result."""
-    from agents.fulfilment import ConfigChange, init_fulfilment_db
+    from agents.fulfilment import ConfigChange
 
-    engine = get_engine()
-    init_fulfilment_db(engine)
+    agent = _agent()
+    _settle(agent)
+    engine = agent.engine
     with Session(engine) as s:
         q = select(ConfigChange)
         if device:

@@ -310,6 +310,40 @@ class FulfilmentAgent:
         self._update(rec, state="rolled-back", error=f"rolled back by {who}")
         return self._reload([rec])[0]
 
+    def reconcile_pending(self) -> list[ConfigChange]:
+        """Settle changes a process left ``applied`` with a revert timer that has run out
+        (it ended before confirming): the device's own timer put the config back, so each
+        is recorded as ``failed`` once the device's running config is seen equal to the
+        backup, else as ``rollback-failed`` with the difference. Run at start-up."""
+        now = utcnow()
+        with Session(self.engine) as session:
+            rows = session.exec(select(ConfigChange).where(
+                ConfigChange.state == "applied",
+                col(ConfigChange.confirm_timeout_s).is_not(None))).all()
+        settled = []
+        for rec in rows:
+            assert rec.confirm_timeout_s is not None
+            started = rec.started_at or rec.created_at
+            if (now - started).total_seconds() < rec.confirm_timeout_s + 5:
+                continue  # its timer may still run; look again later
+            driver = self._driver_for(rec.device)
+            driver.open()
+            try:
+                current = driver.get_config()
+            finally:
+                driver.close()
+            if current == rec.backup:
+                self._update(rec, state="failed", finished_at=now, error=(
+                    "not confirmed: the process that applied it ended before confirming, "
+                    "and the device's revert timer put the saved config back"))
+            else:
+                self._update(rec, state="rollback-failed", finished_at=now, error=(
+                    "not confirmed, and the device's config is not the saved one:\n"
+                    + unified_diff(rec.backup, current, device=rec.device,
+                                   labels=("backup", "running now"))))
+            settled.append(rec)
+        return self._reload(settled)
+
     def backup(self, device: str) -> ConfigBackup:
         """Read and keep the device's running config."""
         driver = self._driver_for(device)

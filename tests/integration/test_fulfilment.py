@@ -124,3 +124,33 @@ def test_netconf_service_with_confirmed_commit_is_idempotent_and_rolls_back(
     assert again.state == "unchanged"
     agent.rollback(change.id or 0, who="test")
     assert agent.backup("vnf1").text == before
+
+
+class Crash(BaseException):
+    """The applying process dies (not an error the agent handles)."""
+
+
+def test_unconfirmed_netconf_commit_reverts_on_the_device_and_is_recorded_failed(
+        discovered: LabHandle, agent: FulfilmentAgent, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    params = {"interface": "eth1", "description": "never confirmed"}
+    before = agent.backup("vnf1").text
+
+    def crash(*_: object, **__: object) -> None:
+        raise Crash
+
+    monkeypatch.setattr(agent, "_verify_network", crash)  # dies after commit, before confirm
+    with pytest.raises(Crash):
+        agent.apply([ServiceRequest("vnf-interface", "vnf1", params)], who="test",
+                     why="order T-4", confirm_timeout_s=8)
+    monkeypatch.undo()
+    deadline = time.monotonic() + 90
+    settled = []
+    while time.monotonic() < deadline and not settled:
+        time.sleep(3)
+        settled = agent.reconcile_pending()
+    [rec] = settled
+    assert rec.state == "failed", rec.error
+    assert "revert timer put the saved config back" in (rec.error or "")
+    assert agent.backup("vnf1").text == before
