@@ -138,6 +138,7 @@ cmdrsp.BulkCommandResponder.max_varbinds = int(sys.argv.pop(1))
 sys.exit(main())
 """
 CREDS = SnmpCredentials(SnmpVersion.V2C, "bench", community=SecretStr(COMMUNITY))
+_CLK = os.sysconf("SC_CLK_TCK")
 
 
 # -- the devices ------------------------------------------------------------------------
@@ -205,11 +206,11 @@ def start_responders(work: Path, devices: int, processes: int,
     turn (responder k serves k, k + processes, ...): both clients poll the devices in order,
     and blocks of consecutive devices would keep one responder busy and the others idle."""
     out: list[Responder] = []
+    started: list[subprocess.Popen[bytes]] = []
     env = {**os.environ, "SNMPSIM_ALLOW_ROOT": "true"}
     try:
         for k in range(min(processes, devices)):
             mine = range(k, devices, processes)
-            first, count = k, len(mine)
             cache = work / f"cache{k}"
             cache.mkdir()
             log = work / f"snmpsim{k}.log"
@@ -219,17 +220,17 @@ def start_responders(work: Path, devices: int, processes: int,
                 f"--data-dir={work / 'agents' / f'{d:05d}'}\n"
                 f"--agent-udpv4-endpoint={address_of(d)}:161\n"
                 for d in mine))
-            argv = [sys.executable, "-c", RESPONDER, str(count + 1), str(max_varbinds),
+            argv = [sys.executable, "-c", RESPONDER, str(len(mine) + 1), str(max_varbinds),
                     f"--cache-dir={cache}",
                     "--log-level=error", f"--logging-method=file:{log}",
                     f"--args-from-file={sections}"]
             with log.open("ab") as sink:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sink,
-                                        stderr=subprocess.STDOUT, start_new_session=True,
-                                        env=env)
-            out.append(Responder(first, count, proc, log))
+                started.append(subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                    start_new_session=True, env=env))
+            out.append(Responder(mine, started[-1], log))
     except BaseException:
-        stop_processes([r.proc for r in out])
+        stop_processes(started)
         raise
     return out
 
@@ -261,7 +262,7 @@ def wait_ready(devices: int, width: int, responders: Sequence[Responder],
                 tail = r.log.read_text(errors="replace")[-800:] if r.log.exists() else ""
                 raise SystemExit(f"snmpsim responder {r.proc.pid} ended "
                                  f"({r.proc.returncode}): {tail}")
-        last = [r.first + (r.count - 1) * len(responders) for r in responders]
+        last = [r.devices[-1] for r in responders]
         if asyncio.run(_answering(last, width, concurrency)) == len(last):
             up = asyncio.run(_answering(range(devices), width, concurrency))
             if up == devices:
@@ -277,9 +278,6 @@ def wait_ready(devices: int, width: int, responders: Sequence[Responder],
 
 
 # -- measuring --------------------------------------------------------------------------
-
-_CLK = os.sysconf("SC_CLK_TCK")
-
 
 def machine_busy_s() -> float:
     """CPU seconds the whole machine spent busy since boot (/proc/stat)."""
@@ -415,7 +413,8 @@ async def _switchboard(hosts: Sequence[str], width: int, args: argparse.Namespac
 def run_switchboard(devices: int, args: argparse.Namespace,
                     responders: Sequence[Responder]) -> tuple[Side, list[Pdu], Cycle]:
     hosts = [str(address_of(d)) for d in range(devices)]
-    prof = cProfile.Profile() if args.profile else None
+    # timed by this process's CPU clock: waiting in epoll costs nothing, so shares are of CPU
+    prof = cProfile.Profile(time.process_time) if args.profile else None
     side, pdus, first = asyncio.run(_switchboard(hosts, args.per_device, args,
                                                  Meter(responders, children=False), prof))
     if prof:
@@ -566,11 +565,20 @@ def report(args: argparse.Namespace, devices: int, sb: Side, first: Cycle,
         for note in s.notes:
             print(f"    {note}")
     share = sb.mean("cpu_s") * 10_000 / interfaces / 60
+    cycle_10k = sb.mean("wall_s") * 10_000 / interfaces
+    cores = os.cpu_count() or 1
+    busy = (sb.mean("cpu_s") + sb.mean("agent_cpu_s") + sb.mean("other_cpu_s")) / (
+        sb.mean("wall_s") * cores)
     print("aims:")
-    print(f"  (a) 10,000 interfaces every 60 s under half of one core: "
-          f"{'PASS' if share < 0.5 else 'FAIL'} (CPU per cycle scaled to 10,000 interfaces "
-          f"{sb.mean('cpu_s') * 10_000 / interfaces:.3f} s / 60 s = {share:.3f} of a core; "
-          f"cycle {sb.mean('wall_s') * 10_000 / interfaces:.2f} s)")
+    print(f"  (a) 10,000 interfaces every 60 s under half of one core: CPU "
+          f"{'PASS' if share < 0.5 else 'FAIL'} ({sb.mean('cpu_s') * 10_000 / interfaces:.3f} "
+          f"CPU s per cycle scaled to 10,000 interfaces / 60 s = {share:.3f} of a core); cycle "
+          f"{'PASS' if cycle_10k <= 60 else 'FAIL'} ({cycle_10k:.2f} s scaled to 10,000 "
+          f"interfaces)")
+    print(f"      per Switchboard cycle snmpsim used {sb.mean('agent_cpu_s'):.1f} CPU s, other "
+          f"work {sb.mean('other_cpu_s'):.1f}, Switchboard {sb.mean('cpu_s'):.1f}: the {cores} "
+          f"CPUs were {busy * 100:.0f}% busy (near 100%: the agents and the machine, not the "
+          f"client, set the cycle)")
     for s in others:
         ratio = sb.rate / s.rate
         print(f"  (b) varbinds/s at least half of {s.label}: "

@@ -51,7 +51,14 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from collectors.counters import CounterSample, HealthSample, InterfaceCounters, StorageUse
-from collectors.snmp import SnmpClient, SnmpCredentials, SnmpValue, Special, VarBind
+from collectors.snmp import (
+    SnmpClient,
+    SnmpCredentials,
+    SnmpValue,
+    Special,
+    VarBind,
+    row_index,
+)
 from collectors.snmp_facts import IF_STATUS
 from topology.errors import ProtocolError
 
@@ -156,9 +163,6 @@ def _text(value: SnmpValue | None) -> str | None:
     return None
 
 
-def _dotted(oid: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in oid.split("."))
-
 
 def _parent(instance: str) -> str:
     """The OID to GETNEXT from to land on ``instance`` (a scalar's ``.0``)."""
@@ -169,7 +173,7 @@ def _parent(instance: str) -> str:
 class BulkPart:
     """One GETBULK answer split up: scalars found (name -> value, only where the agent
     returned the exact instance), rows per column (name -> {row index: value}), the
-    columns the answer walked past the end of, and the last OID read in each column."""
+    columns the answer walked past the end of, and the last row index read in each column."""
 
     scalars: dict[str, SnmpValue] = field(default_factory=dict)
     rows: dict[str, dict[tuple[int, ...], SnmpValue]] = field(default_factory=dict)
@@ -187,7 +191,6 @@ def split_bulk(varbinds: Sequence[VarBind], scalars: Mapping[str, str],
     """
     part = BulkPart(rows={name: {} for name in columns})
     names = list(columns)
-    roots = {name: _dotted(oid) for name, oid in columns.items()}
     scalar_items = list(scalars.items())
     nr = len(scalar_items)
     for position, vb in enumerate(varbinds):
@@ -201,13 +204,12 @@ def split_bulk(varbinds: Sequence[VarBind], scalars: Mapping[str, str],
         name = names[(position - nr) % len(names)]
         if name in part.ended:
             continue
-        oid = _dotted(vb.oid)
-        root = roots[name]
-        if isinstance(vb.value, Special) or oid[:len(root)] != root or len(oid) == len(root):
+        index = None if isinstance(vb.value, Special) else row_index(vb.oid, columns[name])
+        if index is None:
             part.ended.add(name)
             continue
-        part.rows[name][oid[len(root):]] = vb.value
-        part.last[name] = oid
+        part.rows[name][index] = vb.value
+        part.last[name] = index
     return part
 
 
@@ -496,13 +498,13 @@ class CounterCollector:
                     rows[name][index] = value
                 if name in part.last:
                     new = part.last[name]
-                    if new <= _dotted(cursor[name]):
+                    if new <= (row_index(cursor[name], columns[name]) or ()):
                         raise ProtocolError(
                             f"snmp walk {host}: OID not increasing in {columns[name]} at "
-                            f"{'.'.join(map(str, new))} (credential profile "
-                            f"{creds.profile!r})",
+                            f"{columns[name]}.{'.'.join(map(str, new))} (credential "
+                            f"profile {creds.profile!r})",
                             device=host, operation="snmp walk", profile=creds.profile)
-                    cursor[name] = ".".join(map(str, new))
+                    cursor[name] = f"{columns[name]}.{'.'.join(map(str, new))}"
                     moved = True
             done = set(part.ended)
             if expected_rows is not None:

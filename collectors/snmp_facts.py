@@ -18,7 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from collectors.snmp import SnmpClient, SnmpCredentials, SnmpValue, SnmpVersion, Special
+from collectors.snmp import (
+    SnmpClient,
+    SnmpCredentials,
+    SnmpValue,
+    SnmpVersion,
+    Special,
+    row_index,
+)
 from topology.errors import CollectionError, ProtocolError, StatusCode
 
 __all__ = [
@@ -325,9 +332,6 @@ def _man_address(subtype: int, rest: tuple[int, ...]) -> str | None:
     return str(ipaddress.ip_address(bytes(rest)))
 
 
-def _dotted(oid: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in oid.split("."))
-
 
 # -- walking columns side by side ---------------------------------------------------------
 
@@ -338,9 +342,8 @@ Table = dict[str, Column]
 async def _walk_columns(client: SnmpClient, host: str, creds: SnmpCredentials,
                         columns: Mapping[str, str]) -> Table:
     """Every row of ``columns`` (name -> column OID), as name -> {row index: value}."""
-    roots = {name: _dotted(oid) for name, oid in columns.items()}
     cursor = dict(columns)
-    last = dict(roots)
+    last: dict[str, tuple[int, ...]] = {name: () for name in columns}
     out: Table = {name: {} for name in columns}
     active = list(columns)
     while active:
@@ -356,18 +359,17 @@ async def _walk_columns(client: SnmpClient, host: str, creds: SnmpCredentials,
             name = active[position % len(active)]
             if name in done:
                 continue
-            oid = _dotted(vb.oid)
-            root = roots[name]
-            if isinstance(vb.value, Special) or oid[:len(root)] != root:
+            index = None if isinstance(vb.value, Special) else row_index(vb.oid, columns[name])
+            if index is None:
                 done.add(name)
                 continue
-            if oid <= last[name]:
+            if index <= last[name]:
                 raise ProtocolError(
                     f"snmp walk {host}: OID not increasing in {name} at {vb.oid} "
                     f"(credential profile {creds.profile!r})",
                     device=host, operation="snmp walk", profile=creds.profile)
-            out[name][oid[len(root):]] = vb.value
-            last[name] = oid
+            out[name][index] = vb.value
+            last[name] = index
             cursor[name] = vb.oid
             moved = True
         if not moved and not done:

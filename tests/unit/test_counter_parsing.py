@@ -444,7 +444,7 @@ def test_split_bulk_by_wire_position() -> None:
     assert part.scalars == {"sysUpTime": 500, "ifNumber": 2}
     assert part.rows == {"in_octets": {(1,): 10, (2,): 20}, "oper_status": {(1,): 1, (2,): 2}}
     assert part.ended == {"in_octets", "oper_status"}
-    assert part.last["in_octets"] == key(f"{IF_X}.6.2")
+    assert part.last["in_octets"] == (2,)  # the row index last read in the column
 
 
 def test_split_bulk_scalar_must_be_the_exact_instance() -> None:
@@ -826,3 +826,15 @@ def test_netconf_closed_port_is_connection_refused() -> None:
                              profile="p")
     assert info.value.device == "127.0.0.1" and info.value.profile == "p"
     assert "pw-s3cret" not in str(info.value)
+
+
+def test_row_index_is_strict_about_the_prefix() -> None:
+    from collectors.snmp import row_index
+
+    col = "1.3.6.1.2.1.31.1.1.1.6"
+    assert row_index(f"{col}.7", col) == (7,)
+    assert row_index(f"{col}.10.0.12.2", col) == (10, 0, 12, 2)
+    assert row_index(col, col) is None                     # the column itself
+    assert row_index("1.3.6.1.2.1.31.1.1.1.60.7", col) is None  # a sibling column
+    assert row_index("1.3.6.1.2.1.31.1.1.1.7.7", col) is None
+    assert row_index(f"{col}.", col) is None

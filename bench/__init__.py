@@ -1,0 +1,1 @@
+"""Benchmarks that print measurements (run as scripts: python bench/NAME.py)."""
