@@ -52,6 +52,14 @@ def serve_cmd(
         fault = dataclasses.replace(
             fault, listen_host=traps_host or fault.listen_host,
             listen_port=traps_port or fault.listen_port)
+    from agents.fulfilment import FulfilmentAgent
+    from topology.db import get_engine
+
+    try:  # changes a previous process left unconfirmed: settle them from the devices
+        for c in FulfilmentAgent(get_engine()).reconcile_pending():
+            err.print(f"change {c.id} on {c.device} was never confirmed: now {c.state}")
+    except SwitchboardError as exc:
+        err.print(f"[yellow]could not settle unconfirmed changes:[/] {escape(str(exc))}")
     uvicorn.run(create_app(fault=fault), host=host, port=port, log_level="info")
 
 
