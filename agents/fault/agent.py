@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 from sqlmodel import Session, col, select
 
 from agents.fault.events import FaultEvent, Unmatched, dumps, event_from_perf, event_from_trap
@@ -61,6 +61,23 @@ __all__ = ["AgentStats", "FaultAgent", "Notice"]
 log = logging.getLogger(__name__)
 
 LINK_PROBLEM = "link-down"
+
+
+class _Notices:
+    """The last change of each alarm in a batch, keyed by the alarm object (a new alarm
+    has no id until the batch is flushed)."""
+
+    def __init__(self) -> None:
+        self._by: dict[int, tuple[Alarm, str]] = {}
+
+    def __setitem__(self, alarm: Alarm, kind: str) -> None:
+        self._by[id(alarm)] = (alarm, kind)
+
+    def setdefault(self, alarm: Alarm, kind: str) -> None:
+        self._by.setdefault(id(alarm), (alarm, kind))
+
+    def result(self) -> list[Notice]:
+        return [Notice(kind, FaultAgent._id(alarm)) for alarm, kind in self._by.values()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +135,8 @@ class FaultAgent:
         self._view: TopologyView | None = None
         self._transitions: dict[str, deque[float]] = {}
         self._unknown_reload_mono = 0.0
+        self._unknown_seen: dict[str, float] = {}
+        self._pending: list[tuple[Alarm, dict[str, Any]]] = []
 
     # -- the inventory snapshot ---------------------------------------------------------
 
@@ -135,12 +154,19 @@ class FaultAgent:
         for trap in traps:
             made = event_from_trap(trap, self.rules, view)
             if isinstance(made, Unmatched) and made.reason == "unknown-source":
-                # a device discovered since the snapshot: look again, at most every 5 s
+                # a device discovered since the snapshot? look again, at most every 5 s,
+                # and for one source at most once a minute (a stranger's flood must not
+                # reload the inventory over and over)
                 now = time.monotonic()
-                if now - self._unknown_reload_mono > 5.0:
+                if (now - self._unknown_reload_mono > 5.0
+                        and now - self._unknown_seen.get(trap.source, -60.0) > 60.0):
                     self._unknown_reload_mono = now
                     view = self.view(refresh=True)
                     made = event_from_trap(trap, self.rules, view)
+                    if isinstance(made, Unmatched):
+                        if len(self._unknown_seen) > 10_000:
+                            self._unknown_seen.clear()
+                        self._unknown_seen[trap.source] = now
             if isinstance(made, Unmatched):
                 self._unmatched(made, trap, events)
                 continue
@@ -172,7 +198,8 @@ class FaultAgent:
         from agents.performance.thresholds import PerfEvent
 
         view = self.view()
-        notices: dict[int, str] = {}
+        notices = _Notices()
+        self._pending.clear()  # what a failed batch noted is not history
         with Session(self.engine, expire_on_commit=False) as session:
             rows = session.exec(select(PerfEvent).where(col(PerfEvent.consumed).is_(False))
                                 .order_by(col(PerfEvent.id)).limit(limit)).all()
@@ -187,27 +214,31 @@ class FaultAgent:
                 r.consumed = True
                 session.add(r)
             self._process(session, events, notices)
+            self._flush(session)
             session.commit()
-        return [Notice(k, i) for i, k in notices.items()]
+        return notices.result()
 
     def handle_events(self, events: Sequence[FaultEvent]) -> list[Notice]:
         """Process a batch of events in one transaction; the notices of what changed."""
         if not events:
             return []
-        notices: dict[int, str] = {}
+        notices = _Notices()
+        self._pending.clear()  # what a failed batch noted is not history
         with Session(self.engine, expire_on_commit=False) as session:
             self._process(session, events, notices)
+            self._flush(session)
             session.commit()
         done = time.monotonic()
         for ev in events:
             if ev.received_mono is not None:
                 self.stats.latency_s.append(done - ev.received_mono)
-        return [Notice(k, i) for i, k in notices.items()]
+        return notices.result()
 
     def tick(self) -> list[Notice]:
         """Time-driven changes: rule timers, flapping alarms that went quiet, archiving."""
         now = utcnow()
-        notices: dict[int, str] = {}
+        notices = _Notices()
+        self._pending.clear()  # what a failed batch noted is not history
         closed = False
         with Session(self.engine, expire_on_commit=False) as session:
             for alarm in session.exec(select(Alarm).where(
@@ -237,9 +268,10 @@ class FaultAgent:
                 session.add(alarm)
                 self._history(session, alarm, "archived", now, before="cleared",
                               after="archived")
-                notices[self._id(alarm)] = "archived"
+                notices[alarm] = "archived"
+            self._flush(session)
             session.commit()
-        return [Notice(k, i) for i, k in notices.items()]
+        return notices.result()
 
     def save_counters(self, extra: dict[str, float] | None = None,
                       prefix: str = "agent_") -> None:
@@ -261,7 +293,7 @@ class FaultAgent:
     # -- de-duplication and flapping -----------------------------------------------------
 
     def _process(self, session: Session, events: Sequence[FaultEvent],
-                 notices: dict[int, str]) -> None:
+                 notices: _Notices) -> None:
         self.stats.batches += 1
         keys = {ev.key for ev in events}
         open_by_key: dict[str, Alarm] = {}
@@ -301,7 +333,7 @@ class FaultAgent:
         return len(window)
 
     def _raise(self, session: Session, ev: FaultEvent, open_by_key: dict[str, Alarm],
-               recent: dict[str, Alarm], notices: dict[int, str]) -> bool:
+               recent: dict[str, Alarm], notices: _Notices) -> bool:
         key = ev.key
         transient = ev.clear_after_s == 0
         alarm = open_by_key.get(key)
@@ -323,7 +355,7 @@ class FaultAgent:
             alarm.state = AlarmState.UPDATED.value
             alarm.changed_at = ev.at
             session.add(alarm)
-            notices.setdefault(self._id(alarm), "updated")
+            notices.setdefault(alarm, "updated")
             return False
         previous = recent.get(key)
         if previous is not None and transient:  # a repeated record: count it
@@ -332,7 +364,7 @@ class FaultAgent:
             previous.last_seen = max(previous.last_seen, ev.at)
             previous.details_json = dumps(ev.details)
             session.add(previous)
-            notices.setdefault(self._id(previous), "updated")
+            notices.setdefault(previous, "updated")
             return False
         if previous is not None:  # back within the flap window: the same alarm again
             self.stats.reopened += 1
@@ -350,7 +382,7 @@ class FaultAgent:
                           after="updated", note=f"raised again by {ev.rule}")
             if n >= self.settings.flap_count and not previous.flapping:
                 self._mark_flapping(session, previous, ev.at, n)
-            notices[self._id(previous)] = "reopened"
+            notices[previous] = "reopened"
             open_by_key[key] = previous
             del recent[key]
             return True
@@ -369,22 +401,21 @@ class FaultAgent:
         elif ev.clear_after_s:
             alarm.auto_clear_at = ev.at + timedelta(seconds=ev.clear_after_s)
         session.add(alarm)
-        session.flush()
         self._history(session, alarm, "raised", ev.at, after=alarm.state,
                       note=f"by rule {ev.rule} ({ev.source})")
         if transient:
             self._history(session, alarm, "cleared", ev.at, before="raised", after="cleared",
                           note="a record: the rule clears it as it is raised")
             recent[key] = alarm
-            notices[self._id(alarm)] = "cleared"
+            notices[alarm] = "cleared"
             return False
         self._transition(key, ev.at)
         open_by_key[key] = alarm
-        notices[self._id(alarm)] = "raised"
+        notices[alarm] = "raised"
         return True
 
     def _clear(self, session: Session, ev: FaultEvent, open_by_key: dict[str, Alarm],
-               recent: dict[str, Alarm], notices: dict[int, str]) -> bool:
+               recent: dict[str, Alarm], notices: _Notices) -> bool:
         alarm = open_by_key.get(ev.key)
         if alarm is None:
             self.stats.clears_unmatched += 1
@@ -401,7 +432,7 @@ class FaultAgent:
             alarm.state = AlarmState.UPDATED.value
             alarm.changed_at = ev.at
             session.add(alarm)
-            notices.setdefault(self._id(alarm), "updated")
+            notices.setdefault(alarm, "updated")
             return False
         self._close(session, alarm, ev.at, f"by rule {ev.rule} ({ev.source})", notices)
         del open_by_key[ev.key]
@@ -418,7 +449,7 @@ class FaultAgent:
                            f"{self.settings.flap_quiet_s:g} s")
 
     def _close(self, session: Session, alarm: Alarm, at: datetime, note: str,
-               notices: dict[int, str]) -> None:
+               notices: _Notices) -> None:
         self.stats.cleared += 1
         before = alarm.state
         alarm.state = AlarmState.CLEARED.value
@@ -426,11 +457,11 @@ class FaultAgent:
         alarm.held_clear_at = alarm.auto_clear_at = None
         session.add(alarm)
         self._history(session, alarm, "cleared", at, before=before, after="cleared", note=note)
-        notices[self._id(alarm)] = "cleared"
+        notices[alarm] = "cleared"
 
     # -- correlation ---------------------------------------------------------------------
 
-    def _correlate(self, session: Session, at: datetime, notices: dict[int, str]) -> None:
+    def _correlate(self, session: Session, at: datetime, notices: _Notices) -> None:
         view = self.view()
         active = list(session.exec(select(Alarm).where(col(Alarm.state).in_(ACTIVE_STATES))))
         means = {self._id(a): self.rules.means(a.problem) for a in active
@@ -457,6 +488,8 @@ class FaultAgent:
             link_alarms[link_id] = self._link_alarm(session, view, view.links[link_id],
                                                     members, link_alarms.get(link_id), at,
                                                     notices)
+        if any(la.id is None for la in link_alarms.values()):
+            session.flush()  # the new link alarms' ids, once for all of them
         parents: dict[int, tuple[Alarm, str]] = {}
         for link_id, members in ends.items():
             label = view.links[link_id].label(view.devices)
@@ -517,11 +550,11 @@ class FaultAgent:
                               note=want[1])
             a.changed_at = at
             session.add(a)
-            notices.setdefault(self._id(a), "correlated")
+            notices.setdefault(a, "correlated")
 
     def _link_alarm(self, session: Session, view: TopologyView, link: LinkRef,
                     members: list[Alarm], alarm: Alarm | None, at: datetime,
-                    notices: dict[int, str]) -> Alarm:
+                    notices: _Notices) -> Alarm:
         label = link.label(view.devices)
         seen = sorted({f"{m.device}:{m.resource}" for m in members})
         text = (f"link {label} is down, seen from both ends" if len(seen) > 1
@@ -538,10 +571,9 @@ class FaultAgent:
                 source="correlation", raised_at=at, changed_at=at, last_seen=at,
                 details_json=dumps({"ends": seen}))
             session.add(alarm)
-            session.flush()
             self._history(session, alarm, "raised", at, after="raised",
                           note=f"correlation: {text}")
-            notices[self._id(alarm)] = "raised"
+            notices[alarm] = "raised"
             return alarm
         if alarm.specific_problem != text or alarm.severity != severity:
             alarm.specific_problem, alarm.severity = text, severity
@@ -549,7 +581,7 @@ class FaultAgent:
             alarm.state = AlarmState.UPDATED.value
             alarm.changed_at = at
             session.add(alarm)
-            notices.setdefault(self._id(alarm), "updated")
+            notices.setdefault(alarm, "updated")
         return alarm
 
     # -- helpers -------------------------------------------------------------------------
@@ -559,12 +591,21 @@ class FaultAgent:
         assert alarm.id is not None, "alarm not flushed"
         return alarm.id
 
-    @staticmethod
-    def _history(session: Session, alarm: Alarm, action: str, at: datetime, *,
+    def _history(self, session: Session, alarm: Alarm, action: str, at: datetime, *,
                  before: str | None = None, after: str | None = None, note: str = "",
                  user: str | None = None) -> None:
-        session.add(AlarmHistory(alarm_id=FaultAgent._id(alarm), at=at, action=action,
-                                 before=before, after=after, note=note, user=user))
+        """Note a change of ``alarm``; written by :meth:`_flush` in one bulk insert (the
+        alarm may have no id yet: one flush per new alarm was half the agent's CPU)."""
+        self._pending.append((alarm, {"at": at, "action": action, "before": before,
+                                      "after": after, "note": note, "user": user}))
+
+    def _flush(self, session: Session) -> None:
+        """Flush the alarms, then insert the history noted since the last flush."""
+        session.flush()
+        if self._pending:
+            session.execute(insert(AlarmHistory), [
+                {"alarm_id": self._id(alarm), **row} for alarm, row in self._pending])
+            self._pending.clear()
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -60,6 +60,11 @@ class Notifier:
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._subscriber_queue = subscriber_queue
 
+    @property
+    def has_listeners(self) -> bool:
+        """Whether anyone takes notices (a stream subscriber or a webhook)."""
+        return bool(self._subscribers or self.webhooks)
+
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._subscriber_queue)
         self._subscribers.add(queue)
