@@ -48,7 +48,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Index, UniqueConstraint, text
+from sqlalchemy import Engine, Index, text
 from sqlmodel import Field, SQLModel
 
 from topology.inventory import UtcDateTime, utcnow
@@ -381,15 +381,17 @@ class CustomerBill(SQLModel, table=True):
     """An invoice or a credit note for one billing account and period.
 
     ``kind``: invoice | credit-note. ``state``: new (being built) -> issued (immutable:
-    a correction is a credit note, ``corrects_id``). One invoice per account and period
-    (a unique constraint): a repeated bill run returns it instead of billing twice.
+    a correction is a credit note, ``corrects_id``; several may correct one invoice, never
+    more than its subtotal in all). One invoice per account and period (a partial unique
+    index): a repeated bill run returns it instead of billing twice.
     Amounts are decimals as text in ``currency``.
     """
 
     __tablename__ = "bss_customer_bill"
     __table_args__ = (
-        UniqueConstraint("billing_account_id", "period", "kind", "corrects_id",
-                         name="uq_bss_bill_account_period"),
+        Index("ux_bss_bill_invoice_period", "billing_account_id", "period", unique=True,
+              sqlite_where=text("kind = 'invoice'"),
+              postgresql_where=text("kind = 'invoice'")),
     )
 
     id: str = Field(primary_key=True, max_length=40)

@@ -96,7 +96,10 @@ def create_app(engine: Engine | None = None, *,
     from agents.fulfilment.model import init_fulfilment_db
     from agents.performance.poller import init_poller_db
     from agents.performance.store import init_perf_db
+    from bss.model import init_bss_db
     from northbound.api_alarms import router as alarms_router
+    from northbound.api_billing import router as billing_router
+    from northbound.api_bss import router as bss_router
     from northbound.api_config import router as config_router
 
     engine = engine or get_engine()
@@ -105,6 +108,7 @@ def create_app(engine: Engine | None = None, *,
     init_fulfilment_db(engine)
     init_perf_db(engine)
     init_poller_db(engine)
+    init_bss_db(engine)
     app = FastAPI(title="Switchboard", version="0.1.0",
                   lifespan=_fault_lifespan(engine, fault) if fault is not None else None,
                   description="Network operations suite: inventory and topology "
@@ -231,6 +235,8 @@ def create_app(engine: Engine | None = None, *,
     app.include_router(api)
     app.include_router(alarms_router)
     app.include_router(config_router)
+    app.include_router(bss_router)
+    app.include_router(billing_router)
     return app
 
 

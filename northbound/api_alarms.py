@@ -42,6 +42,7 @@ from agents.fault.alarms import (
     unacknowledge,
 )
 from agents.fault.model import Alarm
+from northbound.auth import current_user
 from topology.inventory import utcnow
 from topology.queries import NotFound
 
@@ -143,34 +144,36 @@ def patch_alarm(request: Request, alarm_id: int, body: AlarmPatch,
                 s: SessionDep) -> dict[str, Any]:
     """Acknowledge (``ackState``, ``ackUserId``, ``x_note``), unacknowledge, clear
     (``state: cleared``) or comment. Refused with 409 where the state does not allow it."""
-    user = body.ackUserId or (body.comment[0].userId if body.comment else None)
+    me = current_user(request)  # logged in: that is who did it, whatever the body says
+    user = me or body.ackUserId or (body.comment[0].userId if body.comment else None)
     if body.ackState == "acknowledged":
-        acknowledge(s, alarm_id, user=body.ackUserId or "", note=body.x_note or "")
+        acknowledge(s, alarm_id, user=me or body.ackUserId or "", note=body.x_note or "")
     elif body.ackState == "unacknowledged":
-        unacknowledge(s, alarm_id, user=body.ackUserId or "")
+        unacknowledge(s, alarm_id, user=me or body.ackUserId or "")
     if body.state == "cleared":
         clear_alarm(s, alarm_id, user=user or "", note=body.x_note or "")
     for c in body.comment:
-        add_comment(s, alarm_id, user=c.userId, text=c.comment)
+        add_comment(s, alarm_id, user=me or c.userId, text=c.comment)
     return alarm_detail(s, alarm_id, base_url=_base(request))
 
 
 def _task(request: Request, s: SessionDep, body: AlarmTask, kind: str) -> dict[str, Any]:
     done: list[dict[str, str]] = []
     refused: list[dict[str, str]] = []
+    me = current_user(request)
     for ref in body.alarmPattern:
         try:
             aid = _id(ref.id)
             if kind == "ack":
-                acknowledge(s, aid, user=body.ackUserId or "", note=body.x_note or "")
+                acknowledge(s, aid, user=me or body.ackUserId or "", note=body.x_note or "")
             elif kind == "unack":
-                unacknowledge(s, aid, user=body.ackUserId or "")
+                unacknowledge(s, aid, user=me or body.ackUserId or "")
             elif kind == "clear":
-                clear_alarm(s, aid, user=body.clearUserId or "", note=body.x_note or "")
+                clear_alarm(s, aid, user=me or body.clearUserId or "", note=body.x_note or "")
             else:
                 if body.comment is None:
                     raise AlarmConflict("commentAlarms needs a comment")
-                add_comment(s, aid, user=body.comment.userId, text=body.comment.comment)
+                add_comment(s, aid, user=me or body.comment.userId, text=body.comment.comment)
             done.append({"id": ref.id, "href": f"{_base(request)}{BASE}/alarm/{ref.id}"})
         except (AlarmConflict, NotFound) as exc:
             s.rollback()

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from northbound import cli_config, cli_fault, cli_inventory, cli_lab, cli_perf
-from northbound.output import err
+from northbound import (
+    cli_bill,
+    cli_bss,
+    cli_config,
+    cli_fault,
+    cli_inventory,
+    cli_lab,
+    cli_perf,
+    cli_users,
+)
+from northbound.output import err, out
 from topology.errors import SwitchboardError
 
 app = typer.Typer(help="Switchboard: network operations suite (discovery, performance, "
@@ -23,6 +32,11 @@ app.add_typer(cli_perf.perf_app, name="perf")
 app.add_typer(cli_fault.traps_app, name="traps")
 app.add_typer(cli_fault.alarms_app, name="alarms")
 app.add_typer(cli_config.config_app, name="config")
+app.add_typer(cli_bss.bss_app, name="bss")
+app.add_typer(cli_bill.bill_app, name="bill")
+app.add_typer(cli_bill.assurance_app, name="assurance")
+app.add_typer(cli_users.users_app, name="users")
+app.add_typer(cli_users.audit_app, name="audit")
 
 
 @app.command("serve")
@@ -60,7 +74,30 @@ def serve_cmd(
             err.print(f"change {c.id} on {c.device} was never confirmed: now {c.state}")
     except SwitchboardError as exc:
         err.print(f"[yellow]could not settle unconfirmed changes:[/] {escape(str(exc))}")
-    uvicorn.run(create_app(fault=fault), host=host, port=port, log_level="info")
+    from northbound.auth import install_auth
+
+    engine = get_engine()
+    web = install_auth(create_app(engine, fault=fault), engine)
+    _first_admin(engine, host, port)
+    uvicorn.run(web, host=host, port=port, log_level="info")
+
+
+def _first_admin(engine: Any, host: str, port: int) -> None:
+    """With no user yet, make ``admin`` and print its password here, once (it is stored
+    hashed only); then say where the server listens."""
+    from sqlmodel import Session
+
+    from topology.users import create_user, generate_password, init_users_db, list_users
+
+    init_users_db(engine)
+    with Session(engine) as session:
+        if not list_users(session):
+            password = generate_password()
+            create_user(session, "admin", "admin", password)
+            out.print("[bold]first start: user admin (role admin) was created with password "
+                      f"[/]{password}[bold] (shown this once; add users with `switchboard "
+                      "users add`)[/]", highlight=False)
+    out.print(f"Switchboard at http://{host}:{port}/ (API docs at /docs)", highlight=False)
 
 
 def main() -> None:

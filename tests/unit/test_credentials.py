@@ -90,13 +90,20 @@ def test_save_load_round_trip(store: CredentialStore, settings: Settings) -> Non
     assert loaded.source == "lab:core"
 
 
-def test_saved_file_holds_clear_values_for_the_login(store: CredentialStore) -> None:
+def test_saved_file_holds_the_real_values_encrypted(store: CredentialStore) -> None:
+    from cryptography.fernet import Fernet
+
     path = store.save(full_profile())
     raw = json.loads(path.read_text())
-    # the file must hold real values (not '**********'), or loading would lose the secrets
-    assert raw["snmp_community"] == "c0mmunity-s3cret"
-    assert raw["snmp_v3"]["auth_key"] == "auth-s3cret-key"
+    # the file must hold real values (not '**********'), or loading would lose the secrets;
+    # since access control landed they are encrypted with the key kept outside the store
+    fernet = Fernet(store.key_file.read_bytes().strip())
+    assert fernet.decrypt(raw["snmp_community"]["fernet"].encode()) == b"c0mmunity-s3cret"
+    assert fernet.decrypt(raw["snmp_v3"]["auth_key"]["fernet"].encode()) == b"auth-s3cret-key"
+    assert raw["snmp_v3"]["user"] == "sbv3" and raw["ssh_username"] == "admin"
     assert "**" not in path.read_text()
+    for secret in SECRETS:
+        assert secret not in path.read_text()
 
 
 def test_save_replaces(store: CredentialStore) -> None:
