@@ -426,10 +426,19 @@ def _verify(after: ConfigLine, candidate: Sequence[ConfigLine], spec: CliConfigP
                 missing.append(f"{' > '.join(path)} (still present)")
             continue
         if _find(after, path) is None:
+            if _only_removals(line, spec):
+                continue  # emptied by its `no` lines: FRR drops the block (FRR 8.4)
             missing.append(" > ".join(path))
             continue
         missing.extend(_verify(after, line.children, spec, path))
     return missing
+
+
+def _only_removals(line: ConfigLine, spec: CliConfigPlatform) -> bool:
+    """Whether a block's lines only remove (``no X``, in nested blocks too)."""
+    return bool(line.children) and all(
+        _only_removals(c, spec) if c.children else _negated(c.text, spec) is not None
+        for c in line.children)
 
 
 def inverse_forms(text: str, platform: str = "frr") -> list[str]:

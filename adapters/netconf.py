@@ -82,6 +82,7 @@ __all__ = [
     "NetconfDriver",
     "canonical_config",
     "interface_config",
+    "interface_removal",
     "ncclient_connect",
     "parse_config_document",
     "rpc_error_text",
@@ -872,5 +873,42 @@ def interface_config(name: str, *, description: str | None = None,
             entry_el = etree.SubElement(block, _qname(IETF_IP, "address"))
             etree.SubElement(entry_el, _qname(IETF_IP, "ip")).text = str(parsed)
             etree.SubElement(entry_el, _qname(IETF_IP, "prefix-length")).text = str(length)
+    etree.indent(config, space="  ")
+    return str(etree.tostring(config, encoding="unicode")) + "\n"
+
+
+def interface_removal(name: str, *, description: bool = True,
+                      ipv4: Sequence[str] = ()) -> str:
+    """An ietf-interfaces ``<config>`` document that takes a service off one interface:
+    ``operation="remove"`` (RFC 6241: no error when already gone, so a repeated removal
+    changes nothing) on its description and on each IPv4 address of ``ipv4``; the
+    interface entry itself stays. Built with lxml from typed values; ``ValueError`` for
+    a refused value."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"interface name {name!r} refused: a letter, then up to 62 of "
+                         "letters, digits and ._/:-")
+    addresses: list[ipaddress.IPv4Address] = []
+    for address in ipv4:
+        try:
+            addresses.append(ipaddress.IPv4Address(address))
+        except (ipaddress.AddressValueError, ValueError) as exc:
+            raise ValueError(f"IPv4 address {address!r} refused: {exc}") from None
+    if not description and not addresses:
+        raise ValueError("nothing to remove: no description and no address named")
+    operation = _qname(NC, "operation")
+    config = etree.Element(_qname(NC, "config"), nsmap={None: NC, "nc": NC})
+    interfaces = etree.SubElement(config, _qname(IETF_INTERFACES, "interfaces"),
+                                  nsmap={None: IETF_INTERFACES})
+    interface = etree.SubElement(interfaces, _qname(IETF_INTERFACES, "interface"))
+    etree.SubElement(interface, _qname(IETF_INTERFACES, "name")).text = name
+    if description:
+        leaf = etree.SubElement(interface, _qname(IETF_INTERFACES, "description"))
+        leaf.set(operation, "remove")
+    if addresses:
+        block = etree.SubElement(interface, _qname(IETF_IP, "ipv4"), nsmap={None: IETF_IP})
+        for parsed in addresses:
+            entry = etree.SubElement(block, _qname(IETF_IP, "address"))
+            entry.set(operation, "remove")
+            etree.SubElement(entry, _qname(IETF_IP, "ip")).text = str(parsed)
     etree.indent(config, space="  ")
     return str(etree.tostring(config, encoding="unicode")) + "\n"

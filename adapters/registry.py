@@ -35,7 +35,7 @@ def cli_platform_for(device: Device) -> str:
 
 def netconf_builders() -> dict[str, Callable[..., str]]:
     """The NETCONF services' XML builders by the name services.yaml uses."""
-    from adapters.netconf import interface_config
+    from adapters.netconf import interface_config, interface_removal
 
     def interface_service(interface: str, description: str, address: str | None = None) -> str:
         ipv4: list[tuple[str, int]] = []
@@ -44,7 +44,13 @@ def netconf_builders() -> dict[str, Callable[..., str]]:
             ipv4.append((ip, int(length)))
         return interface_config(interface, description=description, enabled=True, ipv4=ipv4)
 
-    return {"interface_config": interface_service}
+    def interface_service_removal(interface: str, description: str,
+                                  address: str | None = None) -> str:
+        ip = address.partition("/")[0] if address is not None else None
+        return interface_removal(interface, description=True, ipv4=[ip] if ip else [])
+
+    return {"interface_config": interface_service,
+            "interface_removal": interface_service_removal}
 
 
 def choose_driver(device: Device, store: CredentialStore | None = None, *,

@@ -34,6 +34,7 @@ __all__ = [
 
 SERVICES_FILE: Final = Path(__file__).parent / "data" / "services.yaml"
 TEMPLATES: Final = Path(__file__).parent / "templates"
+ACTIONS: Final = ("add", "remove")
 TYPES: Final = ("interface", "ipv4_interface", "ipv4_network", "ipv4_address", "vlan", "text")
 _IFACE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9._/:-]{0,62}$")
 _MAX_TEXT: Final = 200
@@ -69,6 +70,11 @@ class ServiceSpec:
     platforms: dict[str, dict[str, str]]
     config_contains: tuple[str, ...] = ()
     reach: bool = False
+    removal: dict[str, dict[str, str]] = field(default_factory=dict)
+    """How each platform takes the service off again (action "remove"); empty: it
+    cannot be removed by the agent."""
+    config_absent: tuple[str, ...] = ()
+    """Lines the running config must no longer hold after a removal."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,9 @@ class Rendered:
     config: str
     checks: tuple[str, ...] = field(default_factory=tuple)
     """Text the running config must contain afterwards."""
+    absent: tuple[str, ...] = field(default_factory=tuple)
+    """Lines the running config must not hold afterwards (a removal)."""
+    action: str = "add"
 
 
 def load_services(path: Path | None = None) -> dict[str, ServiceSpec]:
@@ -111,17 +120,29 @@ def load_services(path: Path | None = None) -> dict[str, ServiceSpec]:
         if not isinstance(platforms, dict) or not platforms:
             problems.append(f"{name}: no platforms")
             platforms = {}
-        for plat, how in platforms.items():
-            if not isinstance(how, dict) or len(set(how) & {"template", "builder"}) != 1:
-                problems.append(f"{name}.{plat}: needs exactly one of template, builder")
-            elif "template" in how and not (TEMPLATES / how["template"]).is_file():
-                problems.append(f"{name}.{plat}: template {how['template']} not found")
+        removal = body.get("remove") or {}
+        if not isinstance(removal, dict):
+            problems.append(f"{name}.remove: not a mapping")
+            removal = {}
+        removal_platforms = removal.get("platforms") or {}
+        if not isinstance(removal_platforms, dict):
+            problems.append(f"{name}.remove.platforms: not a mapping")
+            removal_platforms = {}
+        for where, table in ((name, platforms), (f"{name}.remove", removal_platforms)):
+            for plat, how in table.items():
+                if not isinstance(how, dict) or len(set(how) & {"template", "builder"}) != 1:
+                    problems.append(f"{where}.{plat}: needs exactly one of template, builder")
+                elif "template" in how and not (TEMPLATES / how["template"]).is_file():
+                    problems.append(f"{where}.{plat}: template {how['template']} not found")
         verify = body.get("verify") or {}
+        removal_verify = removal.get("verify") or {}
         out[name] = ServiceSpec(
             name=name, description=str(body.get("description", "")), params=params,
             platforms={k: dict(v) for k, v in platforms.items() if isinstance(v, dict)},
             config_contains=tuple(str(c) for c in verify.get("config_contains") or ()),
-            reach=bool(verify.get("reach", False)))
+            reach=bool(verify.get("reach", False)),
+            removal={k: dict(v) for k, v in removal_platforms.items() if isinstance(v, dict)},
+            config_absent=tuple(str(c) for c in removal_verify.get("config_absent") or ()))
     if problems:
         raise ConfigError(f"services {path}: " + "; ".join(problems))
     return out
@@ -218,10 +239,18 @@ _TEXT_ENV.filters["xmltext"] = xml_escape
 
 
 def render(spec: ServiceSpec, platform: str, params: Mapping[str, str],
-           builders: Mapping[str, Callable[..., str]] | None = None) -> Rendered:
-    """The config for ``platform`` from validated parameters."""
-    how = spec.platforms.get(platform)
+           builders: Mapping[str, Callable[..., str]] | None = None, *,
+           action: str = "add") -> Rendered:
+    """The config for ``platform`` from validated parameters: what adds the service, or
+    with ``action="remove"`` what takes it off again (the same parameters)."""
+    if action not in ACTIONS:
+        raise ParameterError(spec.name, [f"action {action!r}: one of {', '.join(ACTIONS)}"])
+    table = spec.platforms if action == "add" else spec.removal
+    how = table.get(platform)
     if how is None:
+        if action == "remove":
+            raise ParameterError(spec.name, [f"no removal for platform {platform!r} (it "
+                                             f"has {', '.join(table) or 'none'})"])
         raise ParameterError(spec.name, [f"no template for platform {platform!r} (it has "
                                          f"{', '.join(spec.platforms)})"])
     values: dict[str, Any] = {name: params.get(name) for name in spec.params}
@@ -233,5 +262,9 @@ def render(spec: ServiceSpec, platform: str, params: Mapping[str, str],
         if builder is None:
             raise ConfigError(f"service {spec.name}: builder {how['builder']} not available")
         config = builder(**{k: v for k, v in values.items() if v is not None})
+    if action == "remove":
+        absent = tuple(t for t in (_TEXT_ENV.from_string(c).render(**values)
+                                   for c in spec.config_absent) if t.strip())
+        return Rendered(spec.name, platform, config, (), absent, action)
     checks = tuple(_TEXT_ENV.from_string(c).render(**values) for c in spec.config_contains)
     return Rendered(spec.name, platform, config, checks)

@@ -101,6 +101,7 @@ def create_app(engine: Engine | None = None, *,
     from northbound.api_billing import router as billing_router
     from northbound.api_bss import router as bss_router
     from northbound.api_config import router as config_router
+    from northbound.api_orders import router as orders_router
 
     engine = engine or get_engine()
     init_db(engine)
@@ -236,6 +237,7 @@ def create_app(engine: Engine | None = None, *,
     app.include_router(alarms_router)
     app.include_router(config_router)
     app.include_router(bss_router)
+    app.include_router(orders_router)
     app.include_router(billing_router)
     return app
 

@@ -14,6 +14,7 @@ from northbound import (
     cli_fault,
     cli_inventory,
     cli_lab,
+    cli_order,
     cli_perf,
     cli_users,
 )
@@ -33,6 +34,7 @@ app.add_typer(cli_fault.traps_app, name="traps")
 app.add_typer(cli_fault.alarms_app, name="alarms")
 app.add_typer(cli_config.config_app, name="config")
 app.add_typer(cli_bss.bss_app, name="bss")
+app.add_typer(cli_order.order_app, name="order")
 app.add_typer(cli_bill.bill_app, name="bill")
 app.add_typer(cli_bill.assurance_app, name="assurance")
 app.add_typer(cli_users.users_app, name="users")
@@ -74,6 +76,15 @@ def serve_cmd(
             err.print(f"change {c.id} on {c.device} was never confirmed: now {c.state}")
     except SwitchboardError as exc:
         err.print(f"[yellow]could not settle unconfirmed changes:[/] {escape(str(exc))}")
+    from bss.model import init_bss_db
+    from bss.orders import resume_interrupted
+
+    init_bss_db(get_engine())
+    try:  # orders a previous process left in progress: resumed or compensated, never left
+        for o in resume_interrupted(get_engine()):
+            err.print(f"order {o.id} was interrupted: now {o.state}", highlight=False)
+    except SwitchboardError as exc:
+        err.print(f"[yellow]could not settle interrupted orders:[/] {escape(str(exc))}")
     from northbound.auth import install_auth
 
     engine = get_engine()

@@ -72,11 +72,14 @@ class ReachProbe(Protocol):
 
 @dataclass(frozen=True)
 class ServiceRequest:
-    """One service on one device with its parameters as given."""
+    """One service on one device with its parameters as given; ``action`` "add" puts
+    the service on the device, "remove" takes it off again (given the parameters it was
+    added with: the service's ``remove`` templates in services.yaml)."""
 
     service: str
     device: str
     params: Mapping[str, str]
+    action: str = "add"
 
 
 @dataclass
@@ -158,7 +161,8 @@ class FulfilmentAgent:
                                                                 timeout_s=self.timeout_s)
                 factory = self.drivers.get(kind, factory)
                 rendered = render(spec, platform, params,
-                                  netconf_builders() if kind == "netconf" else None)
+                                  netconf_builders() if kind == "netconf" else None,
+                                  action=req.action)
                 steps.append(PlanStep(req, device.id, kind, platform, params, rendered,
                                       factory, target))
         return steps
@@ -214,6 +218,9 @@ class FulfilmentAgent:
                 after = driver.get_config()
                 checks = [{"check": f"running config contains {c!r}", "ok": c in after}
                           for c in step.rendered.checks]
+                lines = {line.strip() for line in after.splitlines()}
+                checks += [{"check": f"running config no longer holds {c!r}",
+                            "ok": c.strip() not in lines} for c in step.rendered.absent]
                 self._update(rec, state="applied", verify_json=json.dumps(checks),
                              applied_diff=unified_diff(
                                  before, after, device=step.request.device,
@@ -242,7 +249,8 @@ class FulfilmentAgent:
 
     def _verify_network(self, steps: Sequence[PlanStep], records: Sequence[ConfigChange],
                         source: str | None, destination: str | None) -> None:
-        wants = any(self.services[s.request.service].reach for s in steps)
+        wants = any(self.services[s.request.service].reach for s in steps
+                    if s.request.action == "add")
         if not wants:
             return
         if source is None or destination is None or self.probe is None:
