@@ -29,7 +29,10 @@ changes, 10% of them repeats of the last state; 10% enterprise traps no rule kno
 authenticationFailure; 3% coldStart; 2% linkDown from an address outside the inventory.
 At these rates every interface changes state many times a minute: the interface alarms turn
 flapping (their clears held) within seconds, as in a real trap storm; alarms are created,
-repeated, cleared, reopened and correlated under link alarms throughout.
+repeated, cleared, reopened and correlated under link alarms throughout. That stream is the
+issue's and the headline; ``--mix steady`` runs a second one, labelled as such, closer to a
+network's ordinary day (mostly repeats of 300 standing problems, 5% churn: see
+``build_steady_stream``).
 
 Per run: the rate actually sent, loss (sent - processed), of which kernel socket drops
 (/proc/net/udp) and Switchboard's queue-full drops, Switchboard's correlation latency (trap
@@ -43,6 +46,7 @@ kernel's loopback delivery runs in the sender's context), which is printed.
     python bench/traps.py [--rates 312,625,1250,2500,5000,10000,20000,40000] [--duration 60]
                           [--devices 250] [--interfaces 8] [--json FILE] [--profile DIR]
     python bench/traps.py --quick          (5 s per rate: a check that everything works)
+    python bench/traps.py --mix steady     (the second mix)
 
 A full run (the defaults) takes 12-14 minutes: each peer climbs the ladder to its first loss
 (about 9 runs of 60 s in all), plus start-up and draining (up to a minute for a Switchboard
@@ -50,7 +54,8 @@ that fell behind). ``--quick`` is a smoke check: 5 s is within what the queues a
 "zero loss" says little. ``--profile DIR`` runs Switchboard's receiver (event loop) and
 agent (worker thread) under cProfile, writes the profiles to DIR and prints the top
 functions of the last run; profiling slows the receiver, so its rates are not the
-benchmark's. Needs net-snmp's snmptrapd (apt-get install snmptrapd); no root needed.
+benchmark's. Per Switchboard run it also prints the queue's deepest point in each second
+(where a backlog built up). Needs net-snmp's snmptrapd (apt-get install snmptrapd); no root needed.
 """
 
 from __future__ import annotations
@@ -188,6 +193,59 @@ def build_stream(devices: int, interfaces: int, size: int,
         else:
             ix = rng.randrange(interfaces) + 2
             add(devices, "unknown source", LINK_DOWN, _link_varbinds(ix, True))
+    return out[:size], mix
+
+
+def build_steady_stream(devices: int, interfaces: int, size: int, standing: int = 300,
+                        seed: int = 7) -> tuple[list[tuple[int, bytes]], Counter[str]]:
+    """The ``--mix steady`` stream, a second mix beside the issue's: what a network with
+    ``standing`` problems sends most of the time. 85% linkDown repeated by one end of one of
+    ``standing`` interfaces that stay down (they went down first, both ends of a link);
+    5% churn (an interface goes down or comes back, both ends); 5% enterprise traps no
+    rule knows; 3% authenticationFailure; 2% coldStart."""
+    rng = random.Random(seed)
+    peer: dict[tuple[int, int], tuple[int, int]] = {}
+    for a, b in links_of(devices, interfaces):
+        peer[a], peer[b] = b, a
+    keys = [(d, ix + 2) for d in range(devices) for ix in range(interfaces)]
+    stuck = rng.sample(keys, min(standing, len(keys)))
+    down: dict[tuple[int, int], bool] = {}
+    out: list[tuple[int, bytes]] = []
+    mix: Counter[str] = Counter()
+    uptime = 360_000
+
+    def add(source: int, kind: str, trap_oid: str,
+            varbinds: Sequence[tuple[str, object, str]]) -> None:
+        nonlocal uptime
+        uptime += 1
+        out.append((source, _trap(len(out) + 1, uptime, trap_oid, varbinds)))
+        mix[kind] += 1
+
+    def flip(key: tuple[int, int], now_down: bool) -> None:
+        for d, ix in (key, peer[key]) if key in peer else (key,):
+            down[(d, ix)] = now_down
+            add(d, "linkDown" if now_down else "linkUp", LINK_DOWN if now_down else LINK_UP,
+                _link_varbinds(ix, now_down))
+
+    for key in stuck:
+        flip(key, True)
+    while len(out) < size:
+        r = rng.random()
+        if r < 0.85:
+            d, ix = rng.choice(stuck)
+            add(d, "linkDown", LINK_DOWN, _link_varbinds(ix, True))
+        elif r < 0.90:
+            key = rng.choice(keys)
+            flip(key, not down.get(key, False))
+        elif r < 0.95:
+            n = rng.randrange(1, 21)
+            add(rng.randrange(devices), "enterprise (no rule)", f"{ENTERPRISE}.{n}",
+                [(f"1.3.6.1.4.1.99999.1.{n}.0", f"event {n}".encode(), "OctetString"),
+                 ("1.3.6.1.4.1.99999.2.0", rng.randrange(1000), "Integer")])
+        elif r < 0.98:
+            add(rng.randrange(devices), "authenticationFailure", AUTH_FAILURE, [])
+        else:
+            add(rng.randrange(devices), "coldStart", COLD_START, [])
     return out[:size], mix
 
 
@@ -629,9 +687,21 @@ def serve_switchboard(cfg: dict[str, Any]) -> None:
         threads0 = (proc_cpu_s(pid, main_tid), proc_cpu_s(pid, worker_tid))
         if profile is not None:
             loop_prof.enable()
+        depth: list[int] = []  # the queue's deepest in each second (where a backlog was)
+
+        async def sample_depth() -> None:
+            while True:
+                deepest = 0
+                for _ in range(10):
+                    await asyncio.sleep(0.1)
+                    deepest = max(deepest, service.receiver.queue.qsize())
+                depth.append(deepest)
+
+        sampler = asyncio.create_task(sample_depth())
         print(json.dumps({"ready": True, "port": port}), flush=True)
         # "finish": the sender has ended; the end of input: the bench is ending
         if not await asyncio.to_thread(sys.stdin.readline):
+            sampler.cancel()
             await service.stop()
             return
         # drained: nothing in the socket, nothing new for 0.5 s, the queue empty, idle
@@ -652,6 +722,7 @@ def serve_switchboard(cfg: dict[str, Any]) -> None:
             elif service._idle:
                 break
         await service.drain()
+        sampler.cancel()
         if profile is not None:
             loop_prof.disable()
             await service._run(agent_prof.disable)
@@ -675,6 +746,7 @@ def serve_switchboard(cfg: dict[str, Any]) -> None:
             "thread_cpu_s": {"event_loop": threads1[0] - threads0[0],
                              "agent_worker": threads1[1] - threads0[1]},
             "db": await service._run(counts),
+            "queue_depth_per_s": depth,
         }
         print(json.dumps(result), flush=True)
         await asyncio.to_thread(sys.stdin.readline)  # "exit"
@@ -692,6 +764,8 @@ def serve_switchboard(cfg: dict[str, Any]) -> None:
 # -- report -----------------------------------------------------------------------------
 
 LABELS = {"switchboard": "switchboard fault service", "snmptrapd": "net-snmp snmptrapd"}
+MIXES = {"storm": "the issue's stream (flapping churn over every interface)",
+         "steady": "SECOND MIX, not the headline: mostly repeats of 300 standing problems"}
 
 
 def machine_note() -> str:
@@ -733,7 +807,7 @@ def report(args: argparse.Namespace, runs: Sequence[Run], setup: dict[str, Any])
     print(f"\nv2c traps on loopback, {args.duration:g} s per rate, each receiver fresh per "
           f"rate; {args.devices} devices ({address_of(0)}-{address_of(args.devices - 1)}) x "
           f"{args.interfaces} interfaces, {setup['links']} links")
-    print("mix: " + ", ".join(f"{k} {v * 100 / args.pool:.0f}%"
+    print(f"mix: {MIXES[args.mix]}: " + ", ".join(f"{k} {v * 100 / args.pool:.0f}%"
                               for k, v in setup["mix"].most_common()))
     print(f"machine: {setup['machine']}")
     if cores <= 2:
@@ -776,6 +850,9 @@ def report(args: argparse.Namespace, runs: Sequence[Run], setup: dict[str, Any])
                   f"link, {db['correlated_children']} correlated), {db['history_rows']} "
                   f"history rows; errors {d['service_errors']}; latency max "
                   f"{_ms(r.latency_max_s).strip()} ms")
+            depth = d.get("queue_depth_per_s") or []
+            if depth:
+                print(f"  queue depth, deepest each second: {' '.join(map(str, depth))}")
     summary: dict[str, Any] = {}
     print(f"\n{'':26} {'zero-loss rate':>15} {'loss at the next rate':>28}  {'p99 ms':>7} "
           f"{'CPU s/10k':>9} {'1-CPU ceiling':>13}")
@@ -866,7 +943,8 @@ def bench(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             template = work / "template.db"
             links = build_inventory(f"sqlite:///{template}", args.devices, args.interfaces)
-            stream, mix = build_stream(args.devices, args.interfaces, args.pool)
+            stream, mix = (build_steady_stream if args.mix == "steady" else build_stream)(
+                args.devices, args.interfaces, args.pool)
             pool = work / "pool.bin"
             write_pool(pool, stream)
             sources = [address_of(d) for d in range(args.devices)] + [UNKNOWN_SOURCE]
@@ -935,6 +1013,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="run every rate, not only up to each peer's first loss")
     parser.add_argument("--devices", type=int, default=250)
     parser.add_argument("--interfaces", type=int, default=8, help="per device")
+    parser.add_argument("--mix", choices=sorted(MIXES), default="storm",
+                        help="storm: the issue's stream (the headline); steady: a second "
+                        "mix, mostly repeats of 300 standing problems")
     parser.add_argument("--pool", type=int, default=100_000,
                         help="distinct datagrams, sent in a cycle")
     parser.add_argument("--json", type=Path, help="write the results here as JSON")

@@ -54,6 +54,7 @@ SYS_UPTIME: Final = "1.3.6.1.2.1.1.3.0"
 SNMP_TRAP_OID: Final = "1.3.6.1.6.3.1.1.4.1.0"
 SNMP_TRAPS: Final = "1.3.6.1.6.3.1.1.5"
 _LOG_EVERY_S: Final = 60.0
+_READ_BURST: Final = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,17 +146,6 @@ def trap_from_message(message: Message, source: tuple[str, int], security_name: 
                 received_at=at, received_mono=at_mono)
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, receiver: TrapReceiver) -> None:
-        self.receiver = receiver
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.receiver._datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:  # ICMP errors after a response
-        log.debug("trap socket error: %s", exc)
-
-
 class TrapReceiver:
     """Receive notifications on ``host:port`` into a bounded ``queue``.
 
@@ -178,7 +168,8 @@ class TrapReceiver:
         self.on_refused = on_refused
         """Called with (source, reason) for each trap refused by the source checks."""
         self._communities: dict[bytes, str] = dict(communities or {})
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._last_log: dict[tuple[str, str], float] = {}
 
     def set_communities(self, communities: Mapping[bytes, str]) -> None:
@@ -187,9 +178,9 @@ class TrapReceiver:
     @property
     def address(self) -> tuple[str, int]:
         """The bound address (port 0 asks the kernel for one)."""
-        if self._transport is None:
+        if self._sock is None:
             raise RuntimeError("the receiver is not started")
-        sockname = self._transport.get_extra_info("sockname")
+        sockname = self._sock.getsockname()
         return str(sockname[0]), int(sockname[1])
 
     async def start(self) -> None:
@@ -200,21 +191,53 @@ class TrapReceiver:
             # a burst waits in the kernel while the loop is busy, instead of being lost
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer_bytes)
             sock.bind((self.host, self.port))
+            sock.setblocking(False)
         except OSError:
             sock.close()
             raise
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
-        self._transport = transport
+        # a reader that empties the socket (up to _READ_BURST datagrams) each time the loop
+        # sees it readable: asyncio's datagram transport reads one per wake-up, and under
+        # load every wake-up waits for the GIL (the agent's thread holds it), so reading
+        # one at a time fell behind the kernel
+        self._sock, self._loop = sock, loop
+        loop.add_reader(sock.fileno(), self._readable)
 
     async def stop(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._sock is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+
+    def _readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        recv = sock.recvfrom
+        for _ in range(_READ_BURST):
+            try:
+                data, addr = recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # ICMP errors after a response, and the like
+                log.debug("trap socket error: %s", exc)
+                return
+            self._datagram(data, addr)
+
+    def _send(self, data: bytes, addr: tuple[str, int]) -> None:
+        """A response (INFORM, v3 report); lost if the socket's send buffer is full, as
+        UDP may lose it anyway (the sender retries)."""
+        if self._sock is None:
+            return
+        try:
+            self._sock.sendto(data, addr)
+        except OSError as exc:
+            log.debug("trap response to %s not sent: %s", addr[0], exc)
 
     def kernel_drops(self) -> int | None:
         """Datagrams the kernel dropped on this socket (its receive buffer was full), from
         /proc/net/udp; None where that cannot be read."""
-        if self._transport is None:
+        if self._sock is None:
             return None
         port = self.address[1]
         for table in ("/proc/net/udp", "/proc/net/udp6"):
@@ -261,8 +284,7 @@ class TrapReceiver:
         if trap.pdu == "inform":
             response = Message(message.version, message.community, PduType.RESPONSE,
                                message.request_id, 0, 0, list(message.varbinds))
-            assert self._transport is not None
-            self._transport.sendto(encode_message(response), addr)
+            self._send(encode_message(response), addr)
             stats.informs_answered += 1
         self._enqueue(trap)
 
@@ -276,8 +298,8 @@ class TrapReceiver:
         except BerError as exc:
             self._malformed(source, str(exc))
             return
-        if response is not None and self._transport is not None:
-            self._transport.sendto(response, source)
+        if response is not None and self._sock is not None:
+            self._send(response, source)
             if trap is not None:
                 self.stats.informs_answered += 1
         if trap is None:

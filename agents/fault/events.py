@@ -50,6 +50,18 @@ class FaultEvent:
     details: dict[str, Any] = field(default_factory=dict)
     received_mono: float | None = None
     """When the trap was received (time.monotonic), for the correlation latency."""
+    trap: Trap | None = None
+    """The trap it came from: :meth:`report` renders its varbinds when asked (most
+    events of a storm are clears or repeats whose report is never stored)."""
+
+    def report(self) -> dict[str, Any]:
+        """What the alarm keeps as its last report: ``details``, or the trap's."""
+        if self.trap is None:
+            return self.details
+        trap = self.trap
+        return {"trap_oid": trap.trap_oid, "version": trap.version, "pdu": trap.pdu,
+                "source": trap.source, "uptime_cs": trap.uptime_cs,
+                "varbinds": [[vb.oid, vb.kind, varbind_text(vb)] for vb in trap.varbinds]}
 
     @property
     def key(self) -> str:
@@ -157,9 +169,6 @@ def event_from_trap(trap: Trap, rules: FaultRules,
         return Unmatched("no-rule", trap.trap_oid, trap.source)
     device = view.devices[device_id]
     resource, interface_id, peer = _resource(rule.resource, trap, device_id, device, view)
-    details = {"trap_oid": trap.trap_oid, "version": trap.version, "pdu": trap.pdu,
-               "source": trap.source, "uptime_cs": trap.uptime_cs,
-               "varbinds": [[vb.oid, vb.kind, varbind_text(vb)] for vb in trap.varbinds]}
     return FaultEvent(
         action=rule.action, device=device, device_id=device_id,
         resource_type=rule.resource.type, resource=resource, problem=rule.problem,
@@ -168,7 +177,7 @@ def event_from_trap(trap: Trap, rules: FaultRules,
         alarm_type=rule.alarm_type, probable_cause=rule.probable_cause,
         specific_problem=_render(rule.specific_problem, device, resource),
         interface_id=interface_id, clear_after_s=rule.clear_after_s, means=rule.means,
-        peer_address=peer, details=details, received_mono=trap.received_mono)
+        peer_address=peer, received_mono=trap.received_mono, trap=trap)
 
 
 def event_from_perf(*, rule_name: str, kind: str, device: str, resource: str | None,

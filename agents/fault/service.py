@@ -2,9 +2,10 @@
 
 The receiver decodes on the event loop and queues traps; one worker thread runs the
 agent on batches (up to ``batch_max`` traps taken at once, so a burst costs one
-transaction, not one per trap), takes the performance agent's events, runs the timers
-and writes the counters every ``perf_events_every_s``. ``switchboard traps listen`` and
-``switchboard serve`` both run this, so alarms are stored the same way under either.
+transaction, not one per trap; under a stream a batch gathers for ``linger_s`` first),
+takes the performance agent's events, runs the timers and writes the counters every
+``perf_events_every_s``. ``switchboard traps listen`` and ``switchboard serve`` both run
+this, so alarms are stored the same way under either.
 """
 
 from __future__ import annotations
@@ -127,11 +128,21 @@ class FaultService:
 
     _idle = True
 
+    linger_s = 0.05
+    """Under a stream of traps, how long a batch gathers before it is processed: every
+    batch costs a transaction and a commit, so a storm is cheaper in fewer, larger ones
+    (a lone trap is processed at once)."""
+
     async def _process(self) -> None:
         queue = self.receiver.queue
+        loop = asyncio.get_running_loop()
+        last = -1.0
         while True:
             first = await queue.get()
             self._idle = False
+            if loop.time() - last < 1.0 and queue.qsize() < self.settings.batch_max:
+                await asyncio.sleep(self.linger_s)
+            last = loop.time()
             batch: list[Trap] = [first]
             while len(batch) < self.settings.batch_max:
                 try:

@@ -58,6 +58,7 @@ class TopologyView:
     interface_by_address: dict[str, InterfaceRef] = field(default_factory=dict)
     links: dict[int, LinkRef] = field(default_factory=dict)
     link_of_interface: dict[int, LinkRef] = field(default_factory=dict)
+    links_of_device: dict[int, list[LinkRef]] = field(default_factory=dict)
     loaded_mono: float = 0.0
 
     @classmethod
@@ -95,7 +96,18 @@ class TopologyView:
                 view.links[link.id] = lref
                 view.link_of_interface[a.id] = lref
                 view.link_of_interface[b.id] = lref
+                view.links_of_device.setdefault(a.device_id, []).append(lref)
+                if b.device_id != a.device_id:
+                    view.links_of_device.setdefault(b.device_id, []).append(lref)
         return view
+
+    def same_topology(self, other: TopologyView) -> bool:
+        """Whether correlation would see the same network in ``other`` (devices, their
+        addresses, interfaces and links)."""
+        return (self.devices == other.devices and self.links == other.links
+                and self.interfaces == other.interfaces
+                and self.device_by_address == other.device_by_address
+                and self.interface_by_address == other.interface_by_address)
 
     def age_s(self) -> float:
         return time.monotonic() - self.loaded_mono

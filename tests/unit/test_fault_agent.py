@@ -302,3 +302,38 @@ def test_fault_settings_are_read_and_checked(tmp_path: Path) -> None:
         (tmp_path / "settings.yaml").write_text(bad)
         with pytest.raises(ConfigError, match=re.escape(reason)):
             load_fault_settings(home)
+
+
+def test_repeats_after_an_acknowledgement_keep_it(engine: Engine) -> None:
+    """The agent holds open alarms in memory: an operator's acknowledgement made between
+    batches must survive the next repeats (the agent writes only its own columns)."""
+    fa = agent(engine)
+    fa.handle_traps([link_trap("r3", 4, up=False)])
+    [alarm] = active(engine)
+    with Session(engine) as s:
+        acknowledge(s, alarm.id or 0, user="olga", note="known")
+    fa.handle_traps([link_trap("r3", 4, up=False)] * 5)
+    [after] = active(engine)
+    assert (after.id, after.count, after.ack_user, after.ack_note) == (
+        alarm.id, 6, "olga", "known")
+
+
+def test_an_alarm_cleared_by_hand_is_reopened_not_counted_by_a_repeat(engine: Engine) -> None:
+    """An operator clears an alarm the agent holds in memory as open: the next report of
+    the same problem reopens it as a new transition (the flap window), it is not counted
+    as a repeat of an alarm the agent wrongly believes still open."""
+    from agents.fault.alarms import clear_alarm
+
+    fa = agent(engine)
+    fa.handle_traps([link_trap("r3", 4, up=False)])
+    [alarm] = active(engine)
+    with Session(engine) as s:
+        clear_alarm(s, alarm.id or 0, user="olga", note="false alarm")
+    assert active(engine) == []
+    fa.handle_traps([link_trap("r3", 4, up=False)])
+    [again] = active(engine)
+    assert (again.id, again.transitions, again.cleared_at) == (alarm.id, 2, None)
+    assert fa.stats.reopened == 1 and fa.stats.repeats == 0
+    with Session(engine) as s:
+        acts = [(h["action"], h["userId"]) for h in alarm_detail(s, alarm.id or 0)["x_history"]]
+    assert acts.index(("cleared", "olga")) < len(acts) - 1  # the reopening came after it
