@@ -1,24 +1,47 @@
 """The REST API: the inventory under /api, paged and filtered, errors as RFC 9457
-problem details. ``switchboard serve`` runs it; tests use :func:`create_app` directly."""
+problem details (:mod:`northbound.problems`). ``switchboard serve`` runs it; tests use
+:func:`create_app` directly.
+
+The app's lifespan runs, each only when :func:`create_app` is given its settings, the
+suite's long-running work in the server's own event loop: the fault service (trap
+receiver and fault agent), the poller, and the discovery schedule (runs in a worker
+thread). It stops them in the reverse order: the discovery schedule first (a run in
+progress gets a grace time, else it is left ``interrupted``: it writes nothing until its
+end), then the poller (polls under way finish within their budget, the cycle's stats are
+saved), then the fault service (its queue drained into alarms)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from agents.fault.settings import FaultSettings
+from agents.performance.settings import PerfSettings
+from northbound.api_discovery import DiscoveryRunner, DiscoverySchedule
+from northbound.console import mount_console
+from northbound.problems import (
+    MAX_INT,
+    PROBLEM,
+    Problem,
+    complete_openapi,
+    install_problem_handlers,
+    problem_responses,
+)
+from northbound.problems import problem as _problem_response
 from topology.db import get_engine, init_db
-from topology.errors import ConfigPushError, SwitchboardError
+from topology.errors import SwitchboardError
 from topology.inventory import (
     ChangePublic,
     DevicePublic,
@@ -38,9 +61,9 @@ from topology.queries import (
     parse_since,
 )
 
-__all__ = ["create_app"]
+__all__ = ["PROBLEM", "Problem", "create_app"]
 
-PROBLEM = "application/problem+json"
+log = logging.getLogger(__name__)
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -49,7 +72,7 @@ def _session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(_session)]
-Offset = Annotated[int, Query(ge=0, description="rows to skip")]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT, description="rows to skip")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]
 Since = Annotated[str, Query(description="start: 15m, 1h, 2d ago or an ISO time")]
 Until = Annotated[str | None, Query(description="end (default now)")]
@@ -72,26 +95,21 @@ class DeviceDetailPublic(BaseModel):
     links: list[LinkPublic]
 
 
-class Problem(BaseModel):
-    """RFC 9457 problem details."""
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-
-
 def _problem(request: Request, status: int, title: str, detail: str) -> JSONResponse:
-    body = Problem(title=title, status=status, detail=detail, instance=str(request.url.path))
-    return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM)
+    """A problem-details answer (kept for the modules that import it from here)."""
+    return _problem_response(request, status, title, detail)
 
 
 def create_app(engine: Engine | None = None, *,
-               fault: FaultSettings | None = None) -> FastAPI:
-    """The app, on ``engine`` (default: the suite's database). With ``fault`` settings the
-    app also runs the fault service (trap receiver and fault agent) while it serves."""
-    from agents.fault.alarms import AlarmConflict
+               fault: FaultSettings | None = None,
+               poll: PerfSettings | None = None,
+               discovery: DiscoverySchedule | None = None,
+               stop_grace_s: float = 30.0) -> FastAPI:
+    """The app, on ``engine`` (default: the suite's database). While it serves, it also
+    runs the fault service (trap receiver and fault agent) with ``fault`` settings, the
+    poller with ``poll`` settings, and ``discovery``'s schedule when it names a lab or
+    seeds. ``stop_grace_s``: how long a discovery run or a poll under way may take to
+    finish when the app stops."""
     from agents.fault.model import init_fault_db
     from agents.fulfilment.model import init_fulfilment_db
     from agents.performance.poller import init_poller_db
@@ -101,6 +119,7 @@ def create_app(engine: Engine | None = None, *,
     from northbound.api_billing import router as billing_router
     from northbound.api_bss import router as bss_router
     from northbound.api_config import router as config_router
+    from northbound.api_discovery import router as discovery_router
     from northbound.api_orders import router as orders_router
 
     engine = engine or get_engine()
@@ -111,39 +130,20 @@ def create_app(engine: Engine | None = None, *,
     init_poller_db(engine)
     init_bss_db(engine)
     app = FastAPI(title="Switchboard", version="0.1.0",
-                  lifespan=_fault_lifespan(engine, fault) if fault is not None else None,
+                  lifespan=_lifespan(engine, fault=fault, poll=poll, discovery=discovery,
+                                     grace_s=stop_grace_s),
                   description="Network operations suite: inventory and topology "
-                              "(discovery), performance series, alarms (TMF642).",
-                  responses={404: {"model": Problem, "description": "not found"},
-                             409: {"model": Problem, "description": "not in this state"},
-                             422: {"model": Problem, "description": "invalid request"}})
+                              "(discovery), performance series, alarms (TMF642), the BSS "
+                              "(TMF620/622/629/637/666/674/678). Every error is an RFC "
+                              "9457 problem (application/problem+json); lists take "
+                              "offset and limit and answer the total in X-Total-Count.")
 
     app.state.engine = engine
+    app.state.discovery = DiscoveryRunner(engine)
+    install_problem_handlers(app)
 
     def paged(response: Response, page: Page[Any]) -> None:
         response.headers["X-Total-Count"] = str(page.total)
-
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return _problem(request, 404, "Not found", str(exc))
-
-    @app.exception_handler(AlarmConflict)
-    async def conflict(request: Request, exc: AlarmConflict) -> JSONResponse:
-        return _problem(request, 409, "Conflict", str(exc))
-
-    @app.exception_handler(ConfigPushError)
-    async def device_failed(request: Request, exc: ConfigPushError) -> JSONResponse:
-        return _problem(request, 502, "The device refused or failed", str(exc))
-
-    @app.exception_handler(SwitchboardError)
-    async def refused(request: Request, exc: SwitchboardError) -> JSONResponse:
-        return _problem(request, 400, "Request refused", str(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                           for e in exc.errors())
-        return _problem(request, 422, "Invalid request", detail)
 
     api = APIRouter(prefix="/api")
 
@@ -162,7 +162,8 @@ def create_app(engine: Engine | None = None, *,
         return DeviceDetailPublic(device=d.device, interfaces=d.interfaces,
                                   addresses=d.addresses, hardware=d.hardware, links=d.links)
 
-    @api.get("/interfaces", response_model=list[InterfaceRow], tags=["inventory"])
+    @api.get("/interfaces", response_model=list[InterfaceRow], tags=["inventory"],
+             responses=problem_responses(404))
     def interfaces(s: SessionDep, response: Response, offset: Offset = 0, limit: Limit = 100,
                    device: str | None = None,
                    oper_status: str | None = None) -> list[InterfaceRow]:
@@ -172,7 +173,8 @@ def create_app(engine: Engine | None = None, *,
         paged(response, page)
         return [InterfaceRow(device=dev, **i.model_dump()) for dev, i in page.items]
 
-    @api.get("/links", response_model=list[LinkPublic], tags=["topology"])
+    @api.get("/links", response_model=list[LinkPublic], tags=["topology"],
+             responses=problem_responses(404))
     def links(s: SessionDep, response: Response, offset: Offset = 0, limit: Limit = 100,
               device: str | None = None, confirmed: bool | None = None) -> list[LinkPublic]:
         """Links; filters: device (either end), confirmed."""
@@ -180,11 +182,13 @@ def create_app(engine: Engine | None = None, *,
         paged(response, page)
         return page.items
 
-    @api.get("/changes", response_model=list[ChangePublic], tags=["inventory"])
+    @api.get("/changes", response_model=list[ChangePublic], tags=["inventory"],
+             responses=problem_responses(404))
     def changes(s: SessionDep, response: Response, offset: Offset = 0, limit: Limit = 100,
                 since: Annotated[str | None, Query(description="15m, 1h, 2d or ISO time")]
                 = None, device: str | None = None, entity: str | None = None,
-                run_id: int | None = None) -> list[ChangePublic]:
+                run_id: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
+                ) -> list[ChangePublic]:
         """Change records, oldest first; filters: since, device, entity, run_id."""
         page = list_changes(s, since=parse_since(since) if since else None, device=device,
                             entity=entity, run_id=run_id, offset=offset, limit=limit)
@@ -239,30 +243,119 @@ def create_app(engine: Engine | None = None, *,
     app.include_router(bss_router)
     app.include_router(orders_router)
     app.include_router(billing_router)
+    app.include_router(discovery_router)
+    _document(app)
+    mount_console(app)
     return app
 
 
-def _fault_lifespan(engine: Engine, settings: FaultSettings) -> Any:
-    """Start the fault service with the app, stop it (queue drained) with the app."""
-    from agents.fault.service import FaultService
+def _document(app: FastAPI) -> None:
+    """The OpenAPI document with the problem answers and paging headers on every
+    operation (:func:`northbound.problems.complete_openapi`)."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = complete_openapi(original())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _lifespan(engine: Engine, *, fault: FaultSettings | None, poll: PerfSettings | None,
+              discovery: DiscoverySchedule | None, grace_s: float) -> Any:
+    """Start the fault service, the poller and the discovery schedule with the app (each
+    when it has settings); stop them in reverse order, each one's work finished or left
+    safe to take up again."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = FaultService(engine, settings=settings)
-        try:
-            await service.start()
-        except OSError as exc:
-            raise SwitchboardError(
-                f"trap receiver cannot listen on udp {settings.listen_host}:"
-                f"{settings.listen_port}: {exc.strerror} (serve --no-traps to run without "
-                "it, or --traps-port)") from None
-        app.state.fault = service
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            if fault is not None:
+                await stack.enter_async_context(_fault_service(app, engine, fault))
+            if poll is not None:
+                await stack.enter_async_context(_poller(app, engine, poll, grace_s))
+            runner: DiscoveryRunner = app.state.discovery
+            stack.push_async_callback(_stop_discovery, runner, grace_s)
+            if discovery is not None and discovery.configured:
+                await stack.enter_async_context(_discovery_schedule(runner, discovery))
             yield
-        finally:
-            await service.stop()
 
     return lifespan
+
+
+@asynccontextmanager
+async def _fault_service(app: FastAPI, engine: Engine,
+                         settings: FaultSettings) -> AsyncIterator[None]:
+    """The trap receiver and fault agent; stopped with its queue drained."""
+    from agents.fault.service import FaultService
+
+    service = FaultService(engine, settings=settings)
+    try:
+        await service.start()
+    except OSError as exc:
+        raise SwitchboardError(
+            f"trap receiver cannot listen on udp {settings.listen_host}:"
+            f"{settings.listen_port}: {exc.strerror} (serve --no-traps to run without "
+            "it, or --traps-port)") from None
+    app.state.fault = service
+    try:
+        yield
+    finally:
+        await service.stop()
+
+
+@asynccontextmanager
+async def _poller(app: FastAPI, engine: Engine, settings: PerfSettings,
+                  grace_s: float) -> AsyncIterator[None]:
+    """The poller in the server's loop. At stop, polls under way finish (each within its
+    budget) and the stats are saved; past the grace time the rest is cancelled, which
+    loses at most those polls' samples (the next start polls afresh)."""
+    from agents.performance.poller import Poller
+
+    poller = Poller(engine, settings)
+    app.state.poller = poller
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop), name="poller")
+
+    def ended(t: asyncio.Task[None]) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            log.error("the poller stopped: %s", t.exception())
+
+    task.add_done_callback(ended)
+    try:
+        yield
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task),
+                                   max(grace_s, settings.budget_s + 1.0))
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            log.warning("the poller did not finish within the grace time: cancelled")
+        except Exception:  # noqa: S110 - already logged by ended()
+            pass
+
+
+@asynccontextmanager
+async def _discovery_schedule(runner: DiscoveryRunner,
+                              schedule: DiscoverySchedule) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.schedule(schedule, stop), name="discovery-schedule")
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await task
+
+
+async def _stop_discovery(runner: DiscoveryRunner, grace_s: float) -> None:
+    if not await asyncio.to_thread(runner.stop, grace_s):
+        log.warning("a discovery run did not finish within %.0f s: left interrupted "
+                    "(it writes nothing until its end; run it again)", grace_s)
 
 
 def _range(since: str, until: str | None, step: int | None) -> tuple[datetime, datetime, int]:

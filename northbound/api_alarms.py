@@ -43,13 +43,14 @@ from agents.fault.alarms import (
 )
 from agents.fault.model import Alarm
 from northbound.auth import current_user
+from northbound.problems import MAX_INT, RowId, problem_responses
 from topology.inventory import utcnow
 from topology.queries import NotFound
 
 __all__ = ["router"]
 
 BASE = "/tmf-api/alarmManagement/v4"
-router = APIRouter()
+router = APIRouter(responses=problem_responses(400, 404, 409, 422))
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -95,8 +96,8 @@ class AlarmTask(BaseModel):
 
 
 def _id(ref: str) -> int:
-    if not ref.isdigit():
-        raise AlarmConflict(f"alarm id {ref!r} is not a number")
+    if not (ref.isascii() and ref.isdigit()) or int(ref) > MAX_INT:
+        raise NotFound(f"no alarm {ref!r}: an alarm id is a number")
     return int(ref)
 
 
@@ -106,7 +107,7 @@ def _base(request: Request) -> str:
 
 @router.get(f"{BASE}/alarm", tags=["alarms (TMF642)"])
 def alarms(request: Request, s: SessionDep, response: Response,
-           offset: Annotated[int, Query(ge=0)] = 0,
+           offset: Annotated[int, Query(ge=0, le=MAX_INT, description="rows to skip")] = 0,
            limit: Annotated[int, Query(ge=1, le=1000)] = 100,
            state: Annotated[str | None, Query(description="raised, updated, cleared; "
                                               "'active' for raised or updated")] = None,
@@ -133,14 +134,14 @@ def alarms(request: Request, s: SessionDep, response: Response,
 
 
 @router.get(f"{BASE}/alarm/{{alarm_id}}", tags=["alarms (TMF642)"])
-def alarm(request: Request, alarm_id: int, s: SessionDep) -> dict[str, Any]:
+def alarm(request: Request, alarm_id: RowId, s: SessionDep) -> dict[str, Any]:
     """One alarm with its children (and why they are under it), comments, history and
     the services and customers it hits."""
     return alarm_detail(s, alarm_id, base_url=_base(request))
 
 
 @router.patch(f"{BASE}/alarm/{{alarm_id}}", tags=["alarms (TMF642)"])
-def patch_alarm(request: Request, alarm_id: int, body: AlarmPatch,
+def patch_alarm(request: Request, alarm_id: RowId, body: AlarmPatch,
                 s: SessionDep) -> dict[str, Any]:
     """Acknowledge (``ackState``, ``ackUserId``, ``x_note``), unacknowledge, clear
     (``state: cleared``) or comment. Refused with 409 where the state does not allow it."""

@@ -26,16 +26,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from bss.billing import (
-    BillImmutable,
     BillingError,
-    BillNotFound,
     bill_lines,
     credit_note,
     get_bill,
@@ -44,21 +43,21 @@ from bss.billing import (
     run_bill,
 )
 from bss.model import BillingAccount, BillLine, Customer, CustomerBill, loads
+from northbound.problems import (
+    MAX_INT,
+    error_problem,
+    problem,
+    problem_responses,
+    validation_detail,
+)
 from topology.errors import SwitchboardError
 from topology.queries import NotFound
 
 __all__ = ["bill_html", "router", "tmf_bill", "tmf_rate"]
 
 BASE = "/tmf-api/customerBillManagement/v4"
-PROBLEM = "application/problem+json"
 _TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                          autoescape=True, trim_blocks=True, lstrip_blocks=True)
-
-
-def _problem(request: Request, status: int, title: str, detail: str) -> JSONResponse:
-    return JSONResponse({"type": "about:blank", "title": title, "status": status,
-                         "detail": detail, "instance": str(request.url.path)},
-                        status_code=status, media_type=PROBLEM)
 
 
 class _ProblemRoute(APIRoute):
@@ -70,17 +69,16 @@ class _ProblemRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
-            except (BillNotFound, NotFound) as exc:
-                return _problem(request, 404, "Not found", str(exc))
-            except BillImmutable as exc:
-                return _problem(request, 409, "Conflict", str(exc))
+            except RequestValidationError as exc:
+                return problem(request, 422, "Invalid request", validation_detail(exc))
             except SwitchboardError as exc:
-                return _problem(request, 400, "Request refused", str(exc))
+                return error_problem(request, exc)
 
         return handle
 
 
-router = APIRouter(route_class=_ProblemRoute, tags=["billing"])
+router = APIRouter(route_class=_ProblemRoute, tags=["billing"],
+                   responses=problem_responses(400, 404, 409, 422))
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -89,7 +87,7 @@ def _session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(_session)]
-Offset = Annotated[int, Query(ge=0, description="rows to skip")]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT, description="rows to skip")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]
 
 
@@ -106,7 +104,8 @@ class CreditIn(BaseModel):
 
     reason: str = Field(min_length=1, max_length=500)
     amount: str | None = Field(default=None, max_length=32, pattern=r"^\d+(\.\d+)?$")
-    lines: list[int] | None = Field(default=None, max_length=1000)
+    lines: list[Annotated[int, Field(ge=0, le=MAX_INT)]] | None = Field(default=None,
+                                                                       max_length=1000)
 
 
 # -- TMF678 shapes ------------------------------------------------------------------------
@@ -262,7 +261,8 @@ def applied_rates(s: SessionDep, response: Response, offset: Offset = 0, limit: 
 @router.get(f"{BASE}/appliedCustomerBillingRate/{{rate_id}}")
 def applied_rate(rate_id: str, s: SessionDep) -> dict[str, Any]:
     """One bill line."""
-    line = s.get(BillLine, int(rate_id)) if rate_id.isdigit() else None
+    line = (s.get(BillLine, int(rate_id)) if rate_id.isascii() and rate_id.isdigit()
+            and int(rate_id) <= MAX_INT else None)
     if line is None:
         raise NotFound(f"no appliedCustomerBillingRate {rate_id!r}")
     return tmf_rate(line, get_bill(s, line.bill_id))

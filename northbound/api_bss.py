@@ -31,7 +31,6 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func
@@ -48,8 +47,14 @@ from bss.model import (
     Site,
     loads,
 )
+from northbound.problems import (
+    MAX_INT,
+    error_problem,
+    problem,
+    problem_responses,
+    validation_detail,
+)
 from topology.errors import SwitchboardError
-from topology.queries import NotFound
 
 __all__ = ["router"]
 
@@ -57,7 +62,6 @@ CATALOG: Final = "/tmf-api/productCatalogManagement/v4"
 CUSTOMERS: Final = "/tmf-api/customerManagement/v4"
 ACCOUNTS: Final = "/tmf-api/accountManagement/v4"
 SITES: Final = "/tmf-api/geographicSiteManagement/v4"
-PROBLEM: Final = "application/problem+json"
 
 
 class _ProblemRoute(APIRoute):
@@ -71,30 +75,15 @@ class _ProblemRoute(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError as exc:
-                detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                                   for e in exc.errors())
-                return _problem(request, 422, "Invalid request", detail)
-            except NotFound as exc:
-                return _problem(request, 404, "Not found", str(exc))
-            except (catalogue.LifecycleError, crm.CrmConflict) as exc:
-                return _problem(request, 409, "Conflict", str(exc))
+                return problem(request, 422, "Invalid request", validation_detail(exc))
             except SwitchboardError as exc:
-                problems = getattr(exc, "problems", None)
-                return _problem(request, 400, "Request refused", str(exc), problems)
+                return error_problem(request, exc)
 
         return route
 
 
-def _problem(request: Request, status: int, title: str, detail: str,
-             problems: list[str] | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status,
-                            "detail": detail, "instance": str(request.url.path)}
-    if problems:
-        body["problems"] = problems
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
-
-
-router = APIRouter(route_class=_ProblemRoute)
+router = APIRouter(route_class=_ProblemRoute,
+                   responses=problem_responses(400, 404, 409, 422))
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -103,7 +92,7 @@ def _session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(_session)]
-Offset = Annotated[int, Query(ge=0, description="rows to skip")]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT, description="rows to skip")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]
 
 

@@ -24,11 +24,13 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from agents.fulfilment import ConfigChange, FulfilmentAgent, ServiceRequest
+from northbound.problems import MAX_INT, RowId, problem_responses
 from topology.queries import NotFound
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/config", tags=["fulfilment"])
+router = APIRouter(prefix="/api/config", tags=["fulfilment"],
+                   responses=problem_responses(400, 404, 409, 422, 502))
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -111,7 +113,7 @@ def apply(request: Request, body: ChangeIn) -> dict[str, Any]:
 
 @router.get("/changes")
 def changes(s: SessionDep, response: Response,
-            offset: Annotated[int, Query(ge=0)] = 0,
+            offset: Annotated[int, Query(ge=0, le=MAX_INT, description="rows to skip")] = 0,
             limit: Annotated[int, Query(ge=1, le=1000)] = 100,
             device: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
     """Change records, newest first (X-Total-Count has the total)."""
@@ -127,7 +129,7 @@ def changes(s: SessionDep, response: Response,
 
 
 @router.get("/changes/{change_id}")
-def change(change_id: int, s: SessionDep) -> dict[str, Any]:
+def change(change_id: RowId, s: SessionDep) -> dict[str, Any]:
     """One change with its diffs, verification and result."""
     c = s.get(ConfigChange, change_id)
     if c is None:
@@ -136,6 +138,6 @@ def change(change_id: int, s: SessionDep) -> dict[str, Any]:
 
 
 @router.post("/changes/{change_id}/rollback")
-def rollback(request: Request, change_id: int, body: RollbackIn) -> dict[str, Any]:
+def rollback(request: Request, change_id: RowId, body: RollbackIn) -> dict[str, Any]:
     """Put the device back to the config saved before the change."""
     return change_doc(_agent(request).rollback(change_id, who=body.who))

@@ -51,6 +51,7 @@ from bss.orders import (
     saga_steps,
 )
 from bss.products import get_product, list_products, product_doc
+from northbound.problems import MAX_INT, problem, problem_responses
 from topology.errors import SwitchboardError
 from topology.queries import NotFound
 
@@ -59,9 +60,8 @@ __all__ = ["order_agent", "order_doc", "router"]
 log = logging.getLogger(__name__)
 ORDERS = "/tmf-api/productOrderingManagement/v4"
 INVENTORY = "/tmf-api/productInventory/v4"
-PROBLEM = "application/problem+json"
 
-router = APIRouter(tags=["orders"])
+router = APIRouter(tags=["orders"], responses=problem_responses(400, 404, 409, 422))
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -72,10 +72,9 @@ def _session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(_session)]
 
 
-def _problem(request: Request, status: int, title: str, detail: str) -> JSONResponse:
-    return JSONResponse({"type": "about:blank", "title": title, "status": status,
-                         "detail": detail, "instance": str(request.url.path)},
-                        status_code=status, media_type=PROBLEM)
+def _problem(request: Request, status: int, title: str, detail: str,
+             problems: list[str] | None = None) -> JSONResponse:
+    return problem(request, status, title, detail, problems)
 
 
 # -- bodies -------------------------------------------------------------------------------
@@ -260,7 +259,7 @@ def create(request: Request, response: Response, body: ProductOrderIn,
                 ProductOrder.idempotency_key == idempotency_key)).first() is not None
         order = create_order(engine, req, idempotency_key=idempotency_key)
     except OrderRefused as exc:
-        return _problem(request, 400, "Order refused", str(exc))
+        return _problem(request, 400, "Order refused", str(exc), exc.problems)
     except IdempotencyConflict as exc:
         return _problem(request, 422, "Idempotency-Key reused with another body", str(exc))
     if existed:
@@ -276,7 +275,7 @@ def create(request: Request, response: Response, body: ProductOrderIn,
 
 @router.get(f"{ORDERS}/productOrder")
 def orders(s: SessionDep, response: Response,
-           offset: Annotated[int, Query(ge=0)] = 0,
+           offset: Annotated[int, Query(ge=0, le=MAX_INT, description="rows to skip")] = 0,
            limit: Annotated[int, Query(ge=1, le=1000)] = 100,
            state: str | None = None, customer: str | None = None) -> list[dict[str, Any]]:
     """Orders, newest first (X-Total-Count has the total)."""
@@ -330,7 +329,7 @@ def cancel_product_order(request: Request, body: CancelProductOrderIn) -> Any:
 
 @router.get(f"{INVENTORY}/product")
 def products(s: SessionDep, response: Response,
-             offset: Annotated[int, Query(ge=0)] = 0,
+             offset: Annotated[int, Query(ge=0, le=MAX_INT, description="rows to skip")] = 0,
              limit: Annotated[int, Query(ge=1, le=1000)] = 100,
              customer: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
     """A customer's products (X-Total-Count has the total)."""

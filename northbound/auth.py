@@ -21,8 +21,9 @@ origin (an ``Origin`` header that is not this host) is refused: the cookie is al
 
 Public (no credentials): ``GET /openapi.json``, ``/docs``, ``/redoc``, ``POST
 /api/auth/login`` and, unless ``install_auth(metrics_role=...)`` says otherwise,
-``GET /metrics`` (Prometheus scrapers seldom carry tokens). Anything the matrix does
-not list needs ``admin`` (deny by default).
+``GET /metrics`` (Prometheus scrapers seldom carry tokens), and the web console's files
+(``GET /`` and ``/console/*``: they hold no data, the page reads the API with the
+session cookie). Anything the matrix does not list needs ``admin`` (deny by default).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from starlette.datastructures import Headers
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from northbound.problems import MAX_INT, RowId
 from topology.users import (
     ROLES,
     ApiTokenPublic,
@@ -136,6 +138,8 @@ ROLE_MATRIX: tuple[Rule, ...] = (
     _r(READ, "/redoc", PUBLIC, "API docs"),
     _r("POST", LOGIN_PATH, PUBLIC, "log in"),
     _r(READ, "/metrics", PUBLIC, "Prometheus exposition (install_auth(metrics_role=...))"),
+    _r(READ, "/", PUBLIC, "redirect to the web console"),
+    _r(READ, "/console*", PUBLIC, "the web console's static files (no data: it reads the API)"),
     # every user
     _r(READ, "/api/auth/me", "viewer", "who am I"),
     _r("POST", "/api/auth/logout", "viewer", "log out"),
@@ -595,9 +599,15 @@ def me(request: Request) -> MeOut:
 
 
 @admin_router.get("/users", response_model=list[UserPublic])
-def users(s: SessionDep) -> list[UserPublic]:
-    """Every user."""
-    return list_users(s)
+def users(s: SessionDep, response: Response,
+          offset: Annotated[int, Query(ge=0, le=MAX_INT, description="rows to skip")] = 0,
+          limit: Annotated[int, Query(ge=1, le=1000, description="rows per page")] = 100,
+          role: Role | None = None, disabled: bool | None = None) -> list[UserPublic]:
+    """Users by name (X-Total-Count has the total); filters: role, disabled."""
+    rows = [u for u in list_users(s) if (role is None or u.role == role)
+            and (disabled is None or u.disabled == disabled)]
+    response.headers["X-Total-Count"] = str(len(rows))
+    return rows[offset:offset + limit]
 
 
 @admin_router.post("/users", response_model=UserPublic, status_code=201)
@@ -628,9 +638,16 @@ def change_user(request: Request, name: str, body: UserPatch, s: SessionDep) -> 
 
 
 @admin_router.get("/tokens", response_model=list[ApiTokenPublic])
-def tokens(s: SessionDep) -> list[ApiTokenPublic]:
-    """Every API token (never their values)."""
-    return list_tokens(s)
+def tokens(s: SessionDep, response: Response,
+           offset: Annotated[int, Query(ge=0, le=MAX_INT, description="rows to skip")] = 0,
+           limit: Annotated[int, Query(ge=1, le=1000, description="rows per page")] = 100,
+           role: Role | None = None, revoked: bool | None = None) -> list[ApiTokenPublic]:
+    """API tokens, never their values (X-Total-Count has the total); filters: role,
+    revoked."""
+    rows = [t for t in list_tokens(s) if (role is None or t.role == role)
+            and (revoked is None or t.revoked == revoked)]
+    response.headers["X-Total-Count"] = str(len(rows))
+    return rows[offset:offset + limit]
 
 
 @admin_router.post("/tokens", response_model=TokenOut, status_code=201)
@@ -643,7 +660,7 @@ def add_token(request: Request, body: TokenIn, s: SessionDep) -> TokenOut:
 
 
 @admin_router.delete("/tokens/{token_id}", response_model=ApiTokenPublic)
-def revoke_token(request: Request, token_id: int, s: SessionDep) -> ApiTokenPublic:
+def revoke_token(request: Request, token_id: RowId, s: SessionDep) -> ApiTokenPublic:
     """Revoke a token: refused from the next request on."""
     row = revoke(s, token_id)
     note_audit(request, target_type="token", after=row.model_dump(mode="json"))
@@ -652,7 +669,7 @@ def revoke_token(request: Request, token_id: int, s: SessionDep) -> ApiTokenPubl
 
 @admin_router.get("/audit", response_model=list[AuditRecordPublic])
 def audit_log(s: SessionDep, response: Response,
-              offset: Annotated[int, Query(ge=0)] = 0,
+              offset: Annotated[int, Query(ge=0, le=MAX_INT, description="rows to skip")] = 0,
               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
               since: Annotated[str | None, Query(description="15m, 1h, 2d or ISO time")]
               = None, who: str | None = None,
@@ -699,10 +716,21 @@ def install_auth(app: FastAPI, engine: Engine, *, matrix: Sequence[Rule] = ROLE_
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
+            from northbound.problems import problem_responses
+
             schema = original()
             schema.setdefault("components", {}).setdefault(
                 "securitySchemes", {}).update(schemes)
             schema["security"] = [{"bearer": []}, {"cookie": []}]
+            for path, item in schema.get("paths", {}).items():
+                for method, op in item.items():
+                    if not isinstance(op, dict) or "responses" not in op:
+                        continue
+                    if decide(method.upper(), path, config.matrix) == PUBLIC:
+                        op["security"] = []
+                        continue
+                    for code, entry in problem_responses(401, 403).items():
+                        op["responses"].setdefault(str(code), entry)
             app.openapi_schema = schema
         return app.openapi_schema
 

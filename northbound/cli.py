@@ -51,16 +51,30 @@ def serve_cmd(
                                                    "fault.listen_host).")] = None,
     traps_port: Annotated[int | None, typer.Option(help="Trap UDP port (default: "
                                                    "fault.listen_port, 162).")] = None,
+    poll: Annotated[bool, typer.Option(help="Run the poller (performance: settings).")]
+    = True,
+    discover_lab: Annotated[str | None, typer.Option(
+        help="Discover this deployed lab again every --discover-interval seconds "
+             "(default: discovery.schedule in settings.yaml; off when neither).")] = None,
+    discover_interval: Annotated[float | None, typer.Option(
+        min=10, help="Seconds between scheduled discovery runs (default: "
+                     "discovery.schedule.interval_s, 900).")] = None,
+    grace: Annotated[int, typer.Option(
+        min=1, help="Seconds that requests, orders, polls and a discovery run under way get "
+                    "to finish when the server stops (SIGTERM, Ctrl-C).")] = 30,
 ) -> None:
-    """Serve the REST API (/api: inventory, performance series, alarm events;
-    /tmf-api/alarmManagement/v4: alarms; /metrics; OpenAPI at /docs) and, unless
-    --no-traps, receive traps into the fault agent."""
+    """Serve the whole suite in one process: the REST API (/api, the TMF APIs, /metrics,
+    OpenAPI at /docs), the trap receiver and fault agent (unless --no-traps), the poller
+    (unless --no-poll), the discovery schedule (--discover-lab or settings) and order
+    processing. SIGTERM or Ctrl-C stops it gracefully."""
     import dataclasses
 
     import uvicorn
 
     from agents.fault.settings import load_fault_settings
+    from agents.performance.settings import load_perf_settings
     from northbound.api import create_app
+    from northbound.api_discovery import DiscoveryRunner, load_discovery_schedule
 
     fault = None
     if traps:
@@ -68,6 +82,14 @@ def serve_cmd(
         fault = dataclasses.replace(
             fault, listen_host=traps_host or fault.listen_host,
             listen_port=traps_port or fault.listen_port)
+    perf = load_perf_settings() if poll else None
+    schedule = load_discovery_schedule()
+    if discover_lab is not None:
+        schedule = dataclasses.replace(schedule, lab=discover_lab, seeds=())
+    if discover_interval is not None:
+        schedule = dataclasses.replace(schedule, interval_s=discover_interval)
+    if schedule.configured:  # refuse a lab that is not deployed now, not in 15 minutes
+        schedule.job()
     from agents.fulfilment import FulfilmentAgent
     from topology.db import get_engine
 
@@ -88,9 +110,23 @@ def serve_cmd(
     from northbound.auth import install_auth
 
     engine = get_engine()
-    web = install_auth(create_app(engine, fault=fault), engine)
+    web = install_auth(create_app(engine, fault=fault, poll=perf, discovery=schedule,
+                                  stop_grace_s=grace), engine)
+    runner = web.state.discovery
+    assert isinstance(runner, DiscoveryRunner)
+    for run_id in runner.settle_interrupted():
+        err.print(f"discovery run {run_id} was interrupted by the last stop", highlight=False)
     _first_admin(engine, host, port)
-    uvicorn.run(web, host=host, port=port, log_level="info")
+    parts = ["REST API", "order processing"]
+    parts += ["trap receiver on udp "
+              f"{fault.listen_host}:{fault.listen_port}"] if fault is not None else []
+    parts += ["poller"] if perf is not None else []
+    parts += [f"discovery of {schedule.lab or ', '.join(schedule.seeds)} every "
+              f"{schedule.interval_s:.0f} s"] if schedule.configured else []
+    out.print(f"running: {', '.join(parts)}; Ctrl-C or SIGTERM stops", highlight=False,
+              soft_wrap=True)
+    uvicorn.run(web, host=host, port=port, log_level="info",
+                timeout_graceful_shutdown=grace)
 
 
 def _first_admin(engine: Any, host: str, port: int) -> None:
@@ -107,8 +143,9 @@ def _first_admin(engine: Any, host: str, port: int) -> None:
             create_user(session, "admin", "admin", password)
             out.print("[bold]first start: user admin (role admin) was created with password "
                       f"[/]{password}[bold] (shown this once; add users with `switchboard "
-                      "users add`)[/]", highlight=False)
-    out.print(f"Switchboard at http://{host}:{port}/ (API docs at /docs)", highlight=False)
+                      "users add`)[/]", highlight=False, soft_wrap=True)
+    out.print(f"Switchboard at http://{host}:{port}/ (API docs at /docs)", highlight=False,
+              soft_wrap=True)
 
 
 def main() -> None:

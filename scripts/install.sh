@@ -13,6 +13,7 @@ DEBIAN_PACKAGES=(
   lldpd
   openssh-server openssh-client
   netconfd netconfd-module-ietf-interfaces netconfd-module-ietf-system
+  chromium
 )
 
 if [ "$(id -u)" -ne 0 ]; then

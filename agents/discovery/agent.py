@@ -374,10 +374,13 @@ def _known_name(session: Session, address: str) -> str | None:
 async def discover(targets: Sequence[IPv4Network], *, profiles: Sequence[CredentialProfile],
                    scope: Scope, settings: DiscoverySettings, engine: Engine,
                    progress: Progress = _noop, roles: RoleRules | None = None,
-                   client: SnmpClient | None = None) -> DiscoveryResult:
+                   client: SnmpClient | None = None,
+                   run_id: int | None = None) -> DiscoveryResult:
     """Discover ``targets`` and reconcile what answered into the inventory.
 
-    The scope is checked before any packet is sent (:class:`ScopeError`).
+    The scope is checked before any packet is sent (:class:`ScopeError`). ``run_id``:
+    a :class:`DiscoveryRun` row made beforehand (a run queued over REST) to record this
+    run in, instead of a new one.
     """
     scope.check(targets)
     started = time.monotonic()
@@ -426,8 +429,11 @@ async def discover(targets: Sequence[IPv4Network], *, profiles: Sequence[Credent
                   for r in results if not r.answered and r.status not in SILENT]
         failed_obs = [_failed_observation(session, r) for r in results
                       if not r.answered and r.status not in SILENT]
-        run = DiscoveryRun(started_at=datetime.now(UTC), targets=",".join(map(str, targets)),
-                           profiles=",".join(p.name for p in profiles), status="running")
+        run = (session.get(DiscoveryRun, run_id) if run_id is not None else None) \
+            or DiscoveryRun(started_at=datetime.now(UTC))
+        run.targets = run.targets or ",".join(map(str, targets))
+        run.profiles = ",".join(p.name for p in profiles)
+        run.status = "running"
         session.add(run)
         session.commit()
         session.refresh(run)

@@ -292,12 +292,16 @@ class Poller:
         return outcomes
 
     async def run(self, stop: asyncio.Event,
-                  report: Callable[[PollOutcome], None] | None = None) -> None:
+                  report: Callable[[PollOutcome], None] | None = None, *,
+                  refresh_s: float = 60.0) -> None:
         """Poll every device at its interval until ``stop`` is set.
 
         Each device's first poll is spread over ``jitter_s``; after each poll its next
         is due one interval after the previous due time. A device whose poll is still
         running when its next is due is not polled twice: the late start is counted.
+        The targets are read again from the inventory every ``refresh_s`` (a device
+        discovered meanwhile joins, one gone missing leaves). When ``stop`` is set, no
+        poll starts and the polls under way finish (each within its budget).
         """
         targets = {t.device: t for t in self.targets()}
         now = time.monotonic()
@@ -305,7 +309,7 @@ class Poller:
                for d in targets}
         gate = asyncio.Semaphore(self.settings.concurrency)
         running: set[asyncio.Task[None]] = set()
-        last_housekeeping = now
+        last_housekeeping = last_refresh = now
 
         async def one(t: PollTarget, late_s: float) -> None:
             async with gate:
@@ -315,6 +319,14 @@ class Poller:
 
         while not stop.is_set():
             now = time.monotonic()
+            if now - last_refresh >= refresh_s:
+                last_refresh = now
+                fresh = {t.device: t for t in await asyncio.to_thread(self.targets)}
+                for device in set(targets) - set(fresh):
+                    due.pop(device, None)
+                for device in set(fresh) - set(targets):
+                    due[device] = now + random.uniform(0, self.settings.jitter_s)
+                targets = fresh
             for device, at in list(due.items()):
                 if at > now:
                     continue
