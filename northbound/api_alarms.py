@@ -27,6 +27,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from agents.fault.alarms import (
@@ -41,8 +42,8 @@ from agents.fault.alarms import (
     tmf_alarm,
     unacknowledge,
 )
-from agents.fault.model import Alarm
-from northbound.auth import current_user
+from agents.fault.model import Alarm, AlarmComment
+from northbound.auth import current_user, note_audit
 from northbound.problems import MAX_INT, RowId, problem_responses
 from topology.inventory import utcnow
 from topology.queries import NotFound
@@ -146,6 +147,7 @@ def patch_alarm(request: Request, alarm_id: RowId, body: AlarmPatch,
     """Acknowledge (``ackState``, ``ackUserId``, ``x_note``), unacknowledge, clear
     (``state: cleared``) or comment. Refused with 409 where the state does not allow it."""
     me = current_user(request)  # logged in: that is who did it, whatever the body says
+    before = _audit_view(s, [alarm_id])
     user = me or body.ackUserId or (body.comment[0].userId if body.comment else None)
     if body.ackState == "acknowledged":
         acknowledge(s, alarm_id, user=me or body.ackUserId or "", note=body.x_note or "")
@@ -155,13 +157,33 @@ def patch_alarm(request: Request, alarm_id: RowId, body: AlarmPatch,
         clear_alarm(s, alarm_id, user=user or "", note=body.x_note or "")
     for c in body.comment:
         add_comment(s, alarm_id, user=me or c.userId, text=c.comment)
+    note_audit(request, target_type="alarm", target_id=str(alarm_id), before=before,
+               after=_audit_view(s, [alarm_id]))
     return alarm_detail(s, alarm_id, base_url=_base(request))
+
+
+def _audit_view(s: Session, ids: list[int]) -> dict[str, Any]:
+    """What an operator's action may change on each alarm: for the audit log's before
+    and after."""
+    out: dict[str, Any] = {}
+    for aid in ids:
+        a = s.get(Alarm, aid)
+        if a is not None:
+            s.refresh(a)
+            out[str(aid)] = {"state": a.state, "ackState": a.ack_state, "ackUser": a.ack_user,
+                             "ackNote": a.ack_note,
+                             "comments": s.exec(select(func.count()).select_from(
+                                 AlarmComment).where(AlarmComment.alarm_id == aid)).one()}
+    return out
 
 
 def _task(request: Request, s: SessionDep, body: AlarmTask, kind: str) -> dict[str, Any]:
     done: list[dict[str, str]] = []
     refused: list[dict[str, str]] = []
     me = current_user(request)
+    ids = [int(r.id) for r in body.alarmPattern if r.id.isascii() and r.id.isdigit()
+           and int(r.id) <= MAX_INT]
+    before = _audit_view(s, ids)
     for ref in body.alarmPattern:
         try:
             aid = _id(ref.id)
@@ -179,6 +201,8 @@ def _task(request: Request, s: SessionDep, body: AlarmTask, kind: str) -> dict[s
         except (AlarmConflict, NotFound) as exc:
             s.rollback()
             refused.append({"id": ref.id, "reason": str(exc)})
+    note_audit(request, target_type="alarm", target_id=",".join(str(i) for i in ids),
+               before=before, after=_audit_view(s, ids))
     names = {"ack": "ackedAlarm", "unack": "unAckedAlarm", "clear": "clearedAlarm",
              "comment": "commentedAlarm"}
     return {"id": f"{kind}-{utcnow():%Y%m%d%H%M%S%f}",

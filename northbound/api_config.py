@@ -24,6 +24,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from agents.fulfilment import ConfigChange, FulfilmentAgent, ServiceRequest
+from northbound.auth import note_audit
 from northbound.problems import MAX_INT, RowId, problem_responses
 from topology.queries import NotFound
 
@@ -107,6 +108,10 @@ def apply(request: Request, body: ChangeIn) -> dict[str, Any]:
                          confirm_timeout_s=body.confirm_timeout_s,
                          verify_from=body.verify_from, verify_to=body.verify_to,
                          dry_run=body.dry_run)
+    note_audit(request, target_type="config-batch", target_id=result.batch, after={
+        "state": result.state, "error": result.error,
+        "changes": [{"id": c.id, "device": c.device, "service": c.service, "state": c.state,
+                     "diff": c.applied_diff or c.diff} for c in result.changes]})
     return {"batch": result.batch, "state": result.state, "error": result.error,
             "changes": [change_doc(c) for c in result.changes]}
 
@@ -140,4 +145,10 @@ def change(change_id: RowId, s: SessionDep) -> dict[str, Any]:
 @router.post("/changes/{change_id}/rollback")
 def rollback(request: Request, change_id: RowId, body: RollbackIn) -> dict[str, Any]:
     """Put the device back to the config saved before the change."""
-    return change_doc(_agent(request).rollback(change_id, who=body.who))
+    with Session(request.app.state.engine) as s:
+        was = s.get(ConfigChange, change_id)
+        before = {"state": was.state} if was is not None else None
+    done = _agent(request).rollback(change_id, who=body.who)
+    note_audit(request, target_type="config-change", target_id=str(change_id), before=before,
+               after={"state": done.state, "device": done.device})
+    return change_doc(done)

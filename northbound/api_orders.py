@@ -51,6 +51,7 @@ from bss.orders import (
     saga_steps,
 )
 from bss.products import get_product, list_products, product_doc
+from northbound.auth import note_audit
 from northbound.problems import MAX_INT, problem, problem_responses
 from topology.errors import SwitchboardError
 from topology.queries import NotFound
@@ -268,6 +269,11 @@ def create(request: Request, response: Response, body: ProductOrderIn,
         agent = getattr(request.app.state, "order_agent", None) or order_agent(engine)
         background.add_task(_run, engine, order.id, agent,
                             getattr(request.app.state, "reach_target", None))
+    note_audit(request, target_type="productOrder", target_id=order.id,
+               after={"state": order.state, "customer": order.customer_id,
+                      "items": [{"action": i.action, "offering": i.offering_id,
+                                 "site": i.site_id, "product": i.product_id}
+                                for i in req.items], "idempotency_key_reused": existed})
     response.headers["Location"] = f"{ORDERS}/productOrder/{order.id}"
     with Session(engine) as session:
         return order_doc(session, get_order(session, order.id))
@@ -301,6 +307,8 @@ def _cancel(request: Request, order_id: str, reason: str) -> tuple[int, Any]:
         return 404, _problem(request, 404, "Not found", str(exc))
     except TransitionRefused as exc:
         return 409, _problem(request, 409, "The order cannot be cancelled", str(exc))
+    note_audit(request, target_type="productOrder", target_id=order_id,
+               after={"state": cancelled.state, "reason": reason})
     with Session(engine) as session:
         return 200, order_doc(session, get_order(session, cancelled.id))
 

@@ -263,6 +263,11 @@ def test_audit_of_a_refusal_and_a_change(client: TestClient, tokens: dict[str, s
     assert (done.who, done.role, done.result, done.status_code) == (
         "operator-bot", "operator", "ok", 200)
     assert done.target_id == str(alarm_id)
+    # what the acknowledgement changed, before and after
+    was, now = done.before[str(alarm_id)], done.after[str(alarm_id)]
+    assert (was["ackState"], was["ackUser"]) == ("unacknowledged", None)
+    assert (now["ackState"], now["ackUser"], now["ackNote"]) == (
+        "acknowledged", "operator-bot", "known, ticket 7")
 
 
 def test_audit_redacts_secrets(client: TestClient, tokens: dict[str, str],
