@@ -20,15 +20,13 @@ in a state for the change (issued bills are immutable), 400 any other refusal.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
-from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader
 from pydantic import BaseModel, Field
 from sqlmodel import Session
@@ -45,12 +43,9 @@ from bss.billing import (
 from bss.model import BillingAccount, BillLine, Customer, CustomerBill, loads
 from northbound.problems import (
     MAX_INT,
-    error_problem,
-    problem,
+    ProblemRoute,
     problem_responses,
-    validation_detail,
 )
-from topology.errors import SwitchboardError
 from topology.queries import NotFound
 
 __all__ = ["bill_html", "router", "tmf_bill", "tmf_rate"]
@@ -60,24 +55,7 @@ _TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templa
                          autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 
-class _ProblemRoute(APIRoute):
-    """Turns the billing errors into problem details, whatever app includes the router."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                return problem(request, 422, "Invalid request", validation_detail(exc))
-            except SwitchboardError as exc:
-                return error_problem(request, exc)
-
-        return handle
-
-
-router = APIRouter(route_class=_ProblemRoute, tags=["billing"],
+router = APIRouter(route_class=ProblemRoute, tags=["billing"],
                    responses=problem_responses(400, 404, 409, 422))
 
 

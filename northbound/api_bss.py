@@ -26,12 +26,10 @@ it answers the same whichever app includes it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -49,12 +47,9 @@ from bss.model import (
 )
 from northbound.problems import (
     MAX_INT,
-    error_problem,
-    problem,
+    ProblemRoute,
     problem_responses,
-    validation_detail,
 )
-from topology.errors import SwitchboardError
 
 __all__ = ["router"]
 
@@ -64,25 +59,7 @@ ACCOUNTS: Final = "/tmf-api/accountManagement/v4"
 SITES: Final = "/tmf-api/geographicSiteManagement/v4"
 
 
-class _ProblemRoute(APIRoute):
-    """Turns the BSS's errors into problem details here, so the router does not depend on
-    the handlers of the app that includes it."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                return problem(request, 422, "Invalid request", validation_detail(exc))
-            except SwitchboardError as exc:
-                return error_problem(request, exc)
-
-        return route
-
-
-router = APIRouter(route_class=_ProblemRoute,
+router = APIRouter(route_class=ProblemRoute,
                    responses=problem_responses(400, 404, 409, 422))
 
 

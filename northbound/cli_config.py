@@ -42,7 +42,8 @@ def _settle(agent: Any) -> None:
                   highlight=False)
 
 
-def _params(items: list[str]) -> dict[str, str]:
+def parse_params(items: list[str]) -> dict[str, str]:
+    """``--param k=v`` options as a mapping (a key given twice is refused)."""
     out_: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -77,7 +78,7 @@ def plan_cmd(service: Annotated[str, typer.Argument(metavar="SERVICE")], device:
     """What applying SERVICE would change on the device (nothing is pushed)."""
     from agents.fulfilment import ServiceRequest
 
-    plan = _agent().plan([ServiceRequest(service, device, _params(param))])
+    plan = _agent().plan([ServiceRequest(service, device, parse_params(param))])
     if as_json:
         emit_json({"steps": [{"device": s.request.device, "driver": s.driver,
                               "platform": s.platform, "params": s.params,
@@ -115,7 +116,7 @@ def apply_cmd(
     agent = _agent(lab, probe=verify_from is not None)
     _settle(agent)
     who = os.environ.get("SUDO_USER") or getpass.getuser()
-    result = agent.apply([ServiceRequest(service, device, _params(param))], who=who, why=why,
+    result = agent.apply([ServiceRequest(service, device, parse_params(param))], who=who, why=why,
                          confirm_timeout_s=confirm_timeout, verify_from=verify_from,
                          verify_to=verify_to, dry_run=dry_run)
     if as_json:

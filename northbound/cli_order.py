@@ -31,6 +31,7 @@ from bss.orders import (
     resume_interrupted,
 )
 from northbound.api_orders import order_doc
+from northbound.cli_config import parse_params
 from northbound.output import emit_json, err, out, table
 from topology.db import get_engine, init_db
 from topology.errors import SwitchboardError
@@ -49,18 +50,6 @@ def _engine() -> Any:
     init_db(engine)
     init_bss_db(engine)
     return engine
-
-
-def _chars(items: list[str]) -> dict[str, str]:
-    out_: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--param {item!r}: expected k=v")
-        if key in out_:
-            raise typer.BadParameter(f"--param {key} given twice")
-        out_[key] = value
-    return out_
 
 
 def _site_id(engine: Any, customer: str, site: str) -> str:
@@ -139,7 +128,7 @@ def create_cmd(
     site_id = _site_id(engine, customer, site) if site else None
     who = os.environ.get("SUDO_USER") or getpass.getuser()
     req = OrderRequest(customer, [OrderItemRequest(action, offering, site_id, product,
-                                                   _chars(param or []))],
+                                                   parse_params(param or []))],
                        billing_account_id=account, description=description, requested_by=who)
     try:
         order = create_order(engine, req, idempotency_key=idempotency_key)

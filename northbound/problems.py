@@ -26,20 +26,22 @@ operation.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from topology.errors import ConfigPushError, SwitchboardError
 from topology.queries import NotFound
 
-__all__ = ["MAX_INT", "PROBLEM", "Problem", "RowId", "complete_openapi", "error_status",
+__all__ = ["MAX_INT", "PROBLEM", "Problem", "ProblemRoute", "RowId", "complete_openapi",
+           "error_status",
            "install_problem_handlers", "problem", "problem_responses", "validation_detail"]
 
 log = logging.getLogger(__name__)
@@ -204,3 +206,21 @@ def complete_openapi(schema: dict[str, Any],
                     if code.startswith("2"):
                         entry.setdefault("headers", {}).update(PAGED_HEADERS)
     return schema
+
+
+class ProblemRoute(APIRoute):
+    """A route class that turns the suite's errors into problem details in the router
+    itself, so a router answers the same whatever app includes it."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return problem(request, 422, "Invalid request", validation_detail(exc))
+            except SwitchboardError as exc:
+                return error_problem(request, exc)
+
+        return route
