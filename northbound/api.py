@@ -119,6 +119,7 @@ def create_app(engine: Engine | None = None, *,
     from northbound.api_billing import router as billing_router
     from northbound.api_bss import router as bss_router
     from northbound.api_config import router as config_router
+    from northbound.api_credentials import router as credentials_router
     from northbound.api_discovery import router as discovery_router
     from northbound.api_orders import router as orders_router
 
@@ -244,6 +245,7 @@ def create_app(engine: Engine | None = None, *,
     app.include_router(orders_router)
     app.include_router(billing_router)
     app.include_router(discovery_router)
+    app.include_router(credentials_router)
     _document(app)
     mount_console(app)
     return app

@@ -11,6 +11,7 @@ from northbound import (
     cli_bill,
     cli_bss,
     cli_config,
+    cli_credentials,
     cli_fault,
     cli_inventory,
     cli_lab,
@@ -39,6 +40,7 @@ app.add_typer(cli_bill.bill_app, name="bill")
 app.add_typer(cli_bill.assurance_app, name="assurance")
 app.add_typer(cli_users.users_app, name="users")
 app.add_typer(cli_users.audit_app, name="audit")
+app.add_typer(cli_credentials.credentials_app, name="credentials")
 
 
 @app.command("serve")

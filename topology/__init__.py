@@ -1,6 +1,11 @@
 """The foundation: settings, the error tree, credential profiles (and, later, the inventory)."""
 
-from topology.credentials import CredentialProfile, CredentialStore, SnmpV3User
+from topology.credentials import (
+    CredentialProfile,
+    CredentialProfilePublic,
+    CredentialStore,
+    SnmpV3User,
+)
 from topology.errors import (
     AuthenticationFailed,
     CollectionError,
@@ -28,6 +33,7 @@ __all__ = [
     "ConnectionRefused",
     "CredentialError",
     "CredentialProfile",
+    "CredentialProfilePublic",
     "CredentialStore",
     "DeviceError",
     "DeviceTimeout",

@@ -40,10 +40,13 @@ from topology.settings import Settings, get_settings, settings_section
 __all__ = [
     "AuthProtocol",
     "CredentialProfile",
+    "CredentialProfilePublic",
     "CredentialStore",
     "PrivProtocol",
+    "SnmpV3Public",
     "SnmpV3User",
     "key_file_path",
+    "profile_public",
 ]
 
 AuthProtocol = Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]
@@ -100,6 +103,77 @@ class CredentialProfile(BaseModel):
         if self.snmp_v3 is not None:
             raw["snmp_v3"] = {k: getattr(self.snmp_v3, k) for k in SnmpV3User.model_fields}
         return {k: _open(v) for k, v in raw.items()}
+
+
+class SnmpV3Public(BaseModel):
+    """An SNMPv3 user as shown to people and the API: protocols, never a key."""
+
+    user: str
+    level: Literal["noAuthNoPriv", "authNoPriv", "authPriv"]
+    auth_protocol: AuthProtocol | None
+    priv_protocol: PrivProtocol | None
+    auth_key_set: bool
+    priv_key_set: bool
+
+
+class CredentialProfilePublic(BaseModel):
+    """A profile as shown to people and the API: names, usernames and protocols, and for
+    each secret only whether it is set."""
+
+    name: str
+    source: str
+    planes: list[Literal["snmp", "ssh", "netconf"]] = Field(
+        description="the planes the profile can log in to")
+    snmp_versions: list[Literal["v2c", "v3"]]
+    snmp_community_set: bool
+    snmp_v3: SnmpV3Public | None
+    ssh_username: str | None
+    ssh_password_set: bool
+    netconf_username: str | None
+    netconf_password_set: bool
+    encrypted: bool = Field(description="whether the file on disk holds no secret in clear")
+
+    @property
+    def set_fields(self) -> list[str]:
+        """The secrets set, by field name (``snmp_v3.auth_key``): for audit records, whose
+        redaction would hide the ``*_set`` flags."""
+        names = [f for f, on in (("snmp_community", self.snmp_community_set),
+                                 ("ssh_password", self.ssh_password_set),
+                                 ("netconf_password", self.netconf_password_set)) if on]
+        if self.snmp_v3 is not None:
+            names += [f"snmp_v3.{f}" for f, on in (("auth_key", self.snmp_v3.auth_key_set),
+                                                   ("priv_key", self.snmp_v3.priv_key_set))
+                      if on]
+        return names
+
+
+def profile_public(profile: CredentialProfile, *, encrypted: bool = True
+                   ) -> CredentialProfilePublic:
+    """What may be shown of ``profile``: everything but its secrets."""
+    v3 = profile.snmp_v3
+    versions: list[Literal["v2c", "v3"]] = []
+    if profile.snmp_community is not None:
+        versions.append("v2c")
+    if v3 is not None:
+        versions.append("v3")
+    planes: list[Literal["snmp", "ssh", "netconf"]] = ["snmp"] if versions else []
+    if profile.ssh_username:
+        planes.append("ssh")
+    if profile.netconf_username:
+        planes.append("netconf")
+    level: Literal["noAuthNoPriv", "authNoPriv", "authPriv"] = (
+        "noAuthNoPriv" if v3 is None or v3.auth_key is None
+        else "authPriv" if v3.priv_key is not None else "authNoPriv")
+    return CredentialProfilePublic(
+        name=profile.name, source=profile.source, planes=planes, snmp_versions=versions,
+        snmp_community_set=profile.snmp_community is not None,
+        snmp_v3=None if v3 is None else SnmpV3Public(
+            user=v3.user, level=level, auth_protocol=v3.auth_protocol,
+            priv_protocol=v3.priv_protocol, auth_key_set=v3.auth_key is not None,
+            priv_key_set=v3.priv_key is not None),
+        ssh_username=profile.ssh_username, ssh_password_set=profile.ssh_password is not None,
+        netconf_username=profile.netconf_username,
+        netconf_password_set=profile.netconf_password is not None, encrypted=encrypted)
 
 
 def key_file_path(settings: Settings | None = None, key_file: Path | str | None = None) -> Path:
@@ -283,7 +357,17 @@ class CredentialStore:
             raise ConfigError(
                 f"credential profile {name!r} invalid in: {', '.join(fields)}") from None
 
+    def exists(self, name: str) -> bool:
+        """Whether a profile of that name is stored (``CredentialError`` for a name no
+        profile may have)."""
+        return self._path(name).is_file()
+
+    def public(self, name: str) -> CredentialProfilePublic:
+        """The profile without its secrets, and whether its file is encrypted."""
+        return profile_public(self.load(name), encrypted=self.is_encrypted(name))
+
     def delete(self, name: str) -> bool:
+        """Remove a profile's file; False when there was none."""
         try:
             self._path(name).unlink()
         except FileNotFoundError:
@@ -291,6 +375,7 @@ class CredentialStore:
         return True
 
     def names(self) -> list[str]:
+        """The stored profiles' names, sorted."""
         if not self._dir.is_dir():
             return []
         return sorted(p.stem for p in self._dir.glob("*.json"))

@@ -28,8 +28,8 @@ from topology.inventory import (
     link_publics,
 )
 
-__all__ = ["DeviceDetail", "NotFound", "Page", "device_detail", "list_changes",
-           "list_devices", "list_interfaces", "list_links", "parse_since"]
+__all__ = ["DeviceDetail", "NotFound", "Page", "device_detail", "devices_using_profile",
+           "list_changes", "list_devices", "list_interfaces", "list_links", "parse_since"]
 
 T = TypeVar("T")
 MAX_LIMIT = 1000
@@ -65,6 +65,12 @@ def list_devices(session: Session, *, role: str | None = None, status: str | Non
     rows = session.exec(query.order_by(col(Device.name)).offset(offset)
                         .limit(_limit(limit))).all()
     return Page([DevicePublic.model_validate(r) for r in rows], total, offset, _limit(limit))
+
+
+def devices_using_profile(session: Session, profile: str) -> list[str]:
+    """The devices whose working credential profile is ``profile``, by name."""
+    query = select(Device.name).where(Device.credential_profile == profile)
+    return sorted(session.exec(query).all())
 
 
 def _device(session: Session, name: str) -> Device:

@@ -362,6 +362,23 @@ class FulfilmentAgent:
             driver.close()
         return self._backup(device, text, "switchboard config backup")
 
+    def restore(self, backup_id: int, *, who: str) -> ConfigBackup:
+        """Put a device back to one of its backups, to the byte (``RollbackFailed`` with
+        what is left when it cannot); the config it replaced is kept as a new backup."""
+        with Session(self.engine) as session:
+            saved = session.get(ConfigBackup, backup_id)
+        if saved is None:
+            raise ParameterError("restore", [f"no backup {backup_id}"])
+        driver = self._driver_for(saved.device)
+        driver.open()
+        try:
+            now = driver.get_config()
+            if now != saved.text:
+                driver.restore(saved.text)
+        finally:
+            driver.close()
+        return self._backup(saved.device, now, f"before {who} restored backup {backup_id}")
+
     def diff(self, device: str) -> tuple[ConfigBackup | None, str]:
         """The device's last backup and the diff from it to the running config now."""
         with Session(self.engine) as session:

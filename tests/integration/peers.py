@@ -9,6 +9,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,3 +127,20 @@ def decode_v2c_trap(data: bytes, source: str) -> Trap:
     binds = {str(oid): v.prettyPrint() for oid, v in mod.apiPDU.get_varbinds(pdu)}
     return Trap(source=source, community=str(mod.apiMessage.get_community(msg)),
                 trap_oid=binds.get(SNMP_TRAP_OID, ""), varbinds=binds)
+
+
+@contextmanager
+def configs_kept(*devices: str) -> Iterator[None]:
+    """Put ``devices`` back to their running config as found, to the byte, whatever the
+    tests in between did (a terminated service also drops the port's description)."""
+    from agents.fulfilment import FulfilmentAgent
+    from topology.db import get_engine
+
+    agent = FulfilmentAgent(get_engine())
+    saved = [agent.backup(d) for d in devices]
+    try:
+        yield
+    finally:
+        for backup in saved:
+            assert backup.id is not None
+            agent.restore(backup.id, who="tests")

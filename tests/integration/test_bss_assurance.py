@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -16,6 +17,7 @@ from sqlmodel import Session
 from bss.assurance import assurance_report
 from bss.model import Product, init_bss_db
 from lab.pytest_plugin import LabHandle
+from tests.integration.peers import configs_kept
 from tests.unit.bss_factory import seed_account, seed_offering, seed_product
 from topology.db import get_engine
 
@@ -32,6 +34,13 @@ def discovered(core_lab: LabHandle) -> LabHandle:
     res = cli("discover", "--lab", core_lab.name, "--json")
     assert res.returncode == 0, res.stderr
     return core_lab
+
+
+@pytest.fixture(scope="module", autouse=True)
+def configs_as_found(discovered: LabHandle) -> Iterator[None]:
+    """The lab's devices as this module found them, for the modules after it."""
+    with configs_kept("r1"):
+        yield
 
 
 def vtysh(lab: LabHandle, node: str, *commands: str) -> str:

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -33,6 +34,7 @@ from bss.billing import rate_tiers
 from bss.model import Product, init_bss_db
 from lab.pytest_plugin import LabHandle
 from lab.reach import LabReachProbe
+from tests.integration.peers import configs_kept
 from tests.integration.test_fault import Running, wait_for
 from tests.integration.test_performance import SNMPD_CACHE_S, cycle, poller
 from topology.db import get_engine
@@ -107,6 +109,13 @@ def discovered(core_lab: LabHandle) -> LabHandle:
     assert res.returncode == 0, res.stderr
     init_bss_db(get_engine())
     return core_lab
+
+
+@pytest.fixture(scope="module", autouse=True)
+def configs_as_found(discovered: LabHandle) -> Iterator[None]:
+    """The lab's devices as this module found them, for the modules after it."""
+    with configs_kept("r1"):
+        yield
 
 
 def test_order_traffic_outage_termination_and_the_final_invoice(

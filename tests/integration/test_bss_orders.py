@@ -41,6 +41,7 @@ from bss.orders import (
 )
 from lab.pytest_plugin import LabHandle
 from lab.reach import LabReachProbe
+from tests.integration.peers import configs_kept
 from topology.db import get_engine
 from topology.inventory import Device, Interface
 from topology.services import ServiceBinding
@@ -68,6 +69,13 @@ def discovered(core_lab: LabHandle) -> LabHandle:
     res = cli("discover", "--lab", core_lab.name, "--json")
     assert res.returncode == 0, res.stderr
     return core_lab
+
+
+@pytest.fixture(scope="module", autouse=True)
+def configs_as_found(discovered: LabHandle) -> Iterator[None]:
+    """The lab's devices as this module found them, for the modules after it."""
+    with configs_kept("r1", "vnf1"):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,10 @@
 requests (valid and invalid) never get a 5xx, and every answer is one the document
 describes (status, media type, body schema).
 
-The app is ``create_app`` with access control installed, over a temporary SQLite
-database holding a little inventory (three routers in a triangle, an alarm), a BSS
-(a customer, an account, an offering) and an admin token sent with every request, so
-routes are reached rather than refused with 401.
+The app is ``create_app`` with access control installed, its credential profiles in a
+temporary directory, over a temporary SQLite database holding a little inventory (three
+routers in a triangle, an alarm), a BSS (a customer, an account, an offering) and an admin
+token sent with every request, so routes are reached rather than refused with 401.
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ from collectors.traps import Trap
 from northbound.api import create_app
 from northbound.auth import install_auth
 from tests.unit.bss_factory import seed_account, seed_offering
+from topology.credentials import CredentialStore
 from topology.db import get_engine
 from topology.inventory import Device, Interface, IpAddress, Link
+from topology.settings import get_settings
 from topology.users import create_token
 
 LINK_DOWN = "1.3.6.1.6.3.1.1.5.3"
@@ -101,8 +103,12 @@ class _NoDevices:
 def _build() -> tuple[FastAPI, Engine, dict[str, str]]:
     """The app over a fresh database (schemathesis reads the document when the module
     loads, so the app is made here, once)."""
-    eng = get_engine(f"sqlite:///{Path(tempfile.mkdtemp(prefix='sb-schemathesis-')) / 'api.db'}")
+    tmp = Path(tempfile.mkdtemp(prefix="sb-schemathesis-"))
+    eng = get_engine(f"sqlite:///{tmp / 'api.db'}")
     built = install_auth(create_app(eng), eng)
+    # the profiles POST /api/credentials writes go to this temporary home, never a real one
+    built.state.credentials = CredentialStore(get_settings(tmp / "home"),
+                                              key_file=tmp / "credentials.key")
     built.state.order_agent = _NoDevices()
     built.state.config_reader = lambda device: ""  # the assurance report reads no router
     seed(eng)
