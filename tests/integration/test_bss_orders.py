@@ -74,7 +74,7 @@ def discovered(core_lab: LabHandle) -> LabHandle:
 @pytest.fixture(scope="module", autouse=True)
 def configs_as_found(discovered: LabHandle) -> Iterator[None]:
     """The lab's devices as this module found them, for the modules after it."""
-    with configs_kept("r1"):  # vnf1: its test puts it back (see there)
+    with configs_kept("r1"):  # vnf1: its one test puts it back (see there)
         yield
 
 
@@ -336,10 +336,14 @@ def test_a_retried_rest_creation_is_one_order(
 
 def test_vnf_interface_removal_takes_the_service_off_the_netconf_vnf(
         discovered: LabHandle, agent: FulfilmentAgent) -> None:
+    found = agent.backup("vnf1")
+    assert found.id is not None
     try:
         _vnf_removal(agent)
-    finally:  # netconfd acts on eth1 when its ietf-interfaces entry changes: the VNF's
-        # data port is put back as the lab built it, for the modules after this one
+    finally:  # the datastore as found (no ietf-interfaces container left behind), and
+        # as netconfd acts on eth1 when its interface entry changes, the VNF's data port
+        # put back as the lab built it, for the modules after this one
+        agent.restore(found.id, who="tests")
         vnf1 = discovered.nodes["vnf1"]
         vnf1.run("ip", "link", "set", "eth1", "up")
         vnf1.run("ip", "addr", "replace", "198.51.100.20/24", "dev", "eth1")
