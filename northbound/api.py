@@ -235,7 +235,9 @@ def create_app(engine: Engine | None = None, *,
 
         from northbound.metrics import registry_for
 
-        return Response(generate_latest(registry_for(app.state.engine)),
+        auth = getattr(app.state, "auth", None)
+        process = dict(auth.failures) if auth is not None else {}
+        return Response(generate_latest(registry_for(app.state.engine, process)),
                         media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api)

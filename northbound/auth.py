@@ -31,6 +31,9 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import math
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -47,7 +50,7 @@ from starlette.datastructures import Headers
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from northbound.problems import MAX_INT, RowId
+from northbound.problems import MAX_INT, TITLES, RowId, problem_responses
 from topology.users import (
     ROLES,
     ApiTokenPublic,
@@ -81,6 +84,7 @@ __all__ = [
     "DEFAULT_ROLE",
     "PUBLIC",
     "ROLE_MATRIX",
+    "LoginThrottle",
     "RouteInfo",
     "Rule",
     "app_routes",
@@ -277,15 +281,91 @@ def note_audit(request: Request, *, before: Any = None, after: Any = None,
             notes[key] = value
 
 
+class LoginThrottle:
+    """Failed logins slow a guesser down, per user name and per client address.
+
+    ``per_name`` failures within ``window_s`` lock the name, ``per_client`` failures
+    lock the address (higher: several people may share one NAT address). A lock lasts
+    ``lock_s`` and doubles with each lock that follows within the window, up to
+    ``max_lock_s``. While locked the password is not even checked (the answer is 429 with
+    Retry-After), so a guesser learns nothing and costs no argon2 work. A successful
+    login clears the name's failures, not the address's. In memory, per process: a
+    restart forgives, which is what an operator who locked themselves out wants anyway.
+    """
+
+    def __init__(self, *, per_name: int = 5, per_client: int = 20, window_s: float = 900,
+                 lock_s: float = 30, max_lock_s: float = 900,
+                 clock: Any = time.monotonic) -> None:
+        if min(per_name, per_client) < 1 or min(window_s, lock_s, max_lock_s) <= 0:
+            raise ValueError("login throttle limits must be positive")
+        self.limits = {"name": per_name, "client": per_client}
+        self.window_s, self.lock_s, self.max_lock_s = window_s, lock_s, max_lock_s
+        self.clock = clock
+        self._failed: dict[tuple[str, str], list[float]] = {}
+        self._locks: dict[tuple[str, str], tuple[float, int]] = {}  # until, how many
+        self._mutex = threading.Lock()
+
+    @staticmethod
+    def _keys(name: str, client: str | None) -> list[tuple[str, str]]:
+        keys = [("name", name.strip().casefold())]
+        if client:
+            keys.append(("client", client))
+        return keys
+
+    def retry_after(self, name: str, client: str | None) -> int:
+        """Seconds until ``name`` from ``client`` may try again (0: now)."""
+        now = self.clock()
+        with self._mutex:
+            waits = [until - now for key in self._keys(name, client)
+                     if (lock := self._locks.get(key)) and (until := lock[0]) > now]
+        return math.ceil(max(waits)) if waits else 0
+
+    def failed(self, name: str, client: str | None) -> None:
+        now = self.clock()
+        with self._mutex:
+            self._forget(now)
+            for key in self._keys(name, client):
+                times = self._failed.setdefault(key, [])
+                times.append(now)
+                if len(times) >= self.limits[key[0]]:
+                    _, before = self._locks.get(key, (0.0, 0))
+                    self._locks[key] = (now + min(self.lock_s * 2 ** before,
+                                                  self.max_lock_s), before + 1)
+                    times.clear()
+
+    def succeeded(self, name: str) -> None:
+        with self._mutex:
+            key = self._keys(name, None)[0]
+            self._failed.pop(key, None)
+            self._locks.pop(key, None)
+
+    def _forget(self, now: float) -> None:
+        """Drop failures older than the window and locks that ended a window ago (so
+        memory stays bounded by the guessers of the last window)."""
+        for key in list(self._failed):
+            kept = [t for t in self._failed[key] if now - t < self.window_s]
+            if kept:
+                self._failed[key] = kept
+            else:
+                del self._failed[key]
+        for key, (until, _) in list(self._locks.items()):
+            if now - until >= self.window_s:
+                del self._locks[key]
+
+
 @dataclass
 class AuthConfig:
-    """What :func:`install_auth` was given; on ``app.state.auth``."""
+    """What :func:`install_auth` was given; on ``app.state.auth``. ``failures`` counts
+    what a person must be able to see (exposed at /metrics as
+    ``switchboard_auth_<name>_total``)."""
 
     engine: Engine
     matrix: tuple[Rule, ...]
     session_ttl_s: int
     secure_cookie: bool | None
-    failures: dict[str, int] = field(default_factory=lambda: {"audit_write": 0})
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    failures: dict[str, int] = field(default_factory=lambda: {
+        "audit_write_failures": 0, "login_failures": 0, "login_throttled": 0})
 
 
 def _token_from(scope: Scope) -> tuple[str | None, str | None]:
@@ -415,7 +495,7 @@ class AuthMiddleware:
         await self.app(scope, receive, send_status)
         code = status[0] if status else 500
         if method not in SAFE_METHODS and (
-                code < 400 or code == 403 or (template == LOGIN_PATH and code == 401)):
+                code < 400 or code == 403 or (template == LOGIN_PATH and code in (401, 429))):
             await self._audit(scope, principal, method, template, params, body, code)
 
     async def _audit(self, scope: Scope, principal: Principal | None, method: str,
@@ -433,7 +513,8 @@ class AuthMiddleware:
             "target_id": notes.get("target_id", target_id),
             "before": notes.get("before"), "after": notes.get("after"),
             "request": _body_doc(body), "status_code": code,
-            "result": "ok" if code < 400 else ("refused" if code in (401, 403) else "failed"),
+            "result": "ok" if code < 400 else ("refused" if code in (401, 403, 429)
+                                               else "failed"),
         }
 
         def write() -> None:
@@ -443,7 +524,7 @@ class AuthMiddleware:
         try:
             await run_in_threadpool(write)
         except Exception:  # the answer is sent: count and log, never lose it silently
-            self.config.failures["audit_write"] += 1
+            self.config.failures["audit_write_failures"] += 1
             log.exception("audit record not written: %s", fields["action"])
 
 
@@ -553,19 +634,30 @@ admin_router = APIRouter(prefix="/api", tags=["access"])
 
 
 @auth_router.post("/login", response_model=LoginOut,
-                  responses={401: {"description": "wrong name or password"}})
+                  responses=problem_responses(401, 429))
 def login(request: Request, body: LoginIn, response: Response, s: SessionDep) -> Any:
     """Log in: the session token comes back in the body and as the HttpOnly cookie
     ``switchboard_session``. An unknown name, a wrong password and a disabled user get
-    the same answer."""
+    the same answer. Repeated failures lock the name (and, more slowly, the address)
+    for a while: 429 with Retry-After, the password not checked."""
     from northbound.api import _problem
 
     config = _config(request)
+    client = request.client.host if request.client else None
     note_audit(request, who=body.name, target_type="session")
+    wait = config.throttle.retry_after(body.name, client)
+    if wait:
+        config.failures["login_throttled"] += 1
+        refused = _problem(request, 429, TITLES[429],
+                           f"too many failed logins: try again in {wait} s")
+        refused.headers["Retry-After"] = str(wait)
+        return refused
     user = verify_password(s, body.name, body.password)
     if user is None:
+        config.failures["login_failures"] += 1
+        config.throttle.failed(body.name, client)
         return _problem(request, 401, "Unauthorized", "wrong name or password")
-    client = request.client.host if request.client else None
+    config.throttle.succeeded(user.name)
     principal, token = create_session(s, user.name, ttl_s=config.session_ttl_s,
                                       client=client)
     assert principal.expires_at is not None
@@ -694,17 +786,20 @@ def _with_metrics(matrix: Iterable[Rule], metrics_role: Need) -> tuple[Rule, ...
 
 def install_auth(app: FastAPI, engine: Engine, *, matrix: Sequence[Rule] = ROLE_MATRIX,
                  metrics_role: Need = PUBLIC, session_ttl_s: int = 12 * 3600,
-                 secure_cookie: bool | None = None) -> FastAPI:
+                 secure_cookie: bool | None = None,
+                 throttle: LoginThrottle | None = None) -> FastAPI:
     """Put access control on ``app``: the login routes, the users/tokens/audit routes,
     and the middleware that authenticates, authorises by ``matrix`` and audits. Call it
     once, after every router is included and before the app serves. ``metrics_role``:
     who may read /metrics (``public`` by default). ``secure_cookie``: force the cookie's
-    Secure flag (default: set when the request came over https)."""
+    Secure flag (default: set when the request came over https). ``throttle``: the
+    failed-login limits (default :class:`LoginThrottle`'s)."""
     if metrics_role not in (PUBLIC, *ROLES):
         raise ValueError(f"metrics_role {metrics_role!r}")
     init_users_db(engine)
     config = AuthConfig(engine=engine, matrix=_with_metrics(matrix, metrics_role),
-                        session_ttl_s=session_ttl_s, secure_cookie=secure_cookie)
+                        session_ttl_s=session_ttl_s, secure_cookie=secure_cookie,
+                        throttle=throttle or LoginThrottle())
     app.state.auth = config
     app.include_router(auth_router)
     app.include_router(admin_router)
@@ -716,7 +811,6 @@ def install_auth(app: FastAPI, engine: Engine, *, matrix: Sequence[Rule] = ROLE_
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            from northbound.problems import problem_responses
 
             schema = original()
             schema.setdefault("components", {}).setdefault(

@@ -8,7 +8,7 @@ poller stored whichever process ran it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -35,8 +35,9 @@ _RATES = {  # latest rate -> gauge
 class SwitchboardCollector(Collector):
     """Everything the suite exposes, read from the database at each scrape."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, auth: Mapping[str, int] | None = None) -> None:
         self.engine = engine
+        self.auth = dict(auth or {})
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         from agents.performance.poller import LastSample, PollerStat
@@ -83,6 +84,11 @@ class SwitchboardCollector(Collector):
         devices.add_metric([], stats.get("devices", 0.0))
         yield devices
         yield from self._fault()
+        for name, value in sorted(self.auth.items()):  # this server process's own
+            c = CounterMetricFamily(f"switchboard_auth_{name}",
+                                    f"access control: {name.replace('_', ' ')}")
+            c.add_metric([], value)
+            yield c
 
     def _fault(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         """The trap receiver's and fault agent's counters (every drop has one), and the
@@ -116,8 +122,10 @@ class SwitchboardCollector(Collector):
         yield alarms
 
 
-def registry_for(engine: Engine) -> CollectorRegistry:
-    """A registry holding only the suite's collector (no process metrics of the API)."""
+def registry_for(engine: Engine, auth: Mapping[str, int] | None = None
+                 ) -> CollectorRegistry:
+    """A registry holding only the suite's collector (no process metrics of the API);
+    ``auth``: the serving process's access-control counters."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SwitchboardCollector(engine))
+    registry.register(SwitchboardCollector(engine, auth))
     return registry

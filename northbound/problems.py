@@ -52,7 +52,7 @@ MAX_INT: Final = 2**63 - 1
 PROBLEM_REF: Final = {"$ref": "#/components/schemas/Problem"}
 TITLES: Final = {400: "Request refused", 401: "Unauthorized", 403: "Forbidden",
                  404: "Not found", 405: "Method not allowed", 409: "Conflict",
-                 422: "Invalid request", 500: "Internal error",
+                 422: "Invalid request", 429: "Too Many Requests", 500: "Internal error",
                  502: "The device refused or failed", 503: "Unavailable"}
 WHY: Final = {400: "refused: the detail says why (nothing changed)",
               401: "no, bad, expired or revoked credentials",
@@ -60,6 +60,7 @@ WHY: Final = {400: "refused: the detail says why (nothing changed)",
               404: "no such resource",
               409: "not allowed in the resource's present state",
               422: "malformed request: the detail names each field",
+              429: "too many failed attempts: wait the Retry-After seconds",
               502: "a device refused or failed (nothing left half-done)",
               503: "the service is not running in this server"}
 

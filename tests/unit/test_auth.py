@@ -22,6 +22,7 @@ from northbound.auth import (
     COOKIE,
     PUBLIC,
     ROLE_MATRIX,
+    LoginThrottle,
     app_routes,
     decide,
     install_auth,
@@ -353,6 +354,84 @@ def test_login_cookie_me_logout(client: TestClient, engine: Engine,  # noqa: F81
     assert [(r.who, r.result) for r in rows] == [
         ("olga", "ok"), ("nobody", "refused"), ("olga", "refused")]
     assert all(r.request["password"] == REDACTED for r in rows)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_failed_logins_lock_the_name_without_checking_the_password(
+        engine: Engine) -> None:  # noqa: F811
+    clock = FakeClock()
+    app = install_auth(create_app(engine), engine,
+                       throttle=LoginThrottle(per_name=3, per_client=10, lock_s=30,
+                                              clock=clock))
+    client = TestClient(app)
+    with Session(engine) as s:
+        create_user(s, "olga", "operator", "correct-horse-1")
+        create_user(s, "ivan", "viewer", "correct-horse-9")
+
+    def login(name: str, password: str) -> int:
+        return client.post("/api/auth/login",
+                           json={"name": name, "password": password}).status_code
+
+    assert [login("olga", f"guess-{i:04}") for i in range(3)] == [401, 401, 401]
+    locked = client.post("/api/auth/login", json={"name": "OLGA ", "password":
+                                                  "correct-horse-1"})
+    assert locked.status_code == 429  # the right password is not even looked at
+    assert locked.headers["Retry-After"] == "30"
+    assert locked.headers["content-type"] == "application/problem+json"
+    assert "try again in 30 s" in locked.json()["detail"]
+    assert COOKIE not in client.cookies
+    assert login("ivan", "correct-horse-9") == 200  # another name is not locked
+    clock.now += 31
+    assert login("olga", "correct-horse-1") == 200
+    # the success forgot olga's failures: three more are needed for the next lock,
+    # and it lasts twice as long only if it follows a lock within the window
+    assert [login("olga", "nope-nope") for _ in range(3)] == [401, 401, 401]
+    assert login("olga", "correct-horse-1") == 429
+    with Session(engine) as s:
+        _, rows = list_audit(s, action="/api/auth/login")
+    assert [r.status_code for r in rows].count(429) == 2
+    assert all(r.result == "refused" for r in rows if r.status_code == 429)
+    metrics = client.get("/metrics").text
+    assert "switchboard_auth_login_throttled_total 2.0" in metrics
+    assert "switchboard_auth_login_failures_total 6.0" in metrics
+
+
+def test_the_throttle_locks_an_address_trying_many_names_and_doubles_repeat_locks() -> None:
+    clock = FakeClock()
+    t = LoginThrottle(per_name=100, per_client=4, window_s=600, lock_s=10, max_lock_s=25,
+                      clock=clock)
+    for i in range(4):
+        assert t.retry_after(f"user{i}", "192.0.2.7") == 0
+        t.failed(f"user{i}", "192.0.2.7")
+    assert t.retry_after("anyone", "192.0.2.7") == 10
+    assert t.retry_after("anyone", "192.0.2.8") == 0  # another address is not locked
+    t.succeeded("user0")  # a success for a name does not forgive the address
+    assert t.retry_after("user0", "192.0.2.7") == 10
+    clock.now += 10
+    assert t.retry_after("anyone", "192.0.2.7") == 0
+    for i in range(4):
+        t.failed(f"next{i}", "192.0.2.7")
+    assert t.retry_after("anyone", "192.0.2.7") == 20  # the second lock doubles
+    clock.now += 20
+    for i in range(4):
+        t.failed(f"more{i}", "192.0.2.7")
+    assert t.retry_after("anyone", "192.0.2.7") == 25  # capped
+    clock.now += 25 + 600  # a window after its end, the lock is forgotten: back to 10 s
+    for i in range(4):
+        t.failed(f"late{i}", "192.0.2.7")
+    assert t.retry_after("anyone", "192.0.2.7") == 10
+    clock.now += 10 + 600  # old failures and locks do not pile up in memory
+    t.failed("x", None)
+    assert set(t._failed) == {("name", "x")} and not t._locks
+    with pytest.raises(ValueError):
+        LoginThrottle(per_name=0)
 
 
 def test_disabled_user_is_refused(client: TestClient, engine: Engine) -> None:  # noqa: F811
