@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -140,6 +141,9 @@ def create_app(engine: Engine | None = None, *,
                               "offset and limit and answer the total in X-Total-Count.")
 
     app.state.engine = engine
+    # set by ``serve`` when the server is told to stop: long-lived answers (the alarm
+    # event stream) end so that the graceful shutdown does not wait for them
+    app.state.stopping = threading.Event()
     app.state.discovery = DiscoveryRunner(engine)
     install_problem_handlers(app)
 

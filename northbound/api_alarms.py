@@ -244,8 +244,10 @@ async def alarm_events(request: Request,
                        ) -> StreamingResponse:
     """Server-sent events: one ``alarm`` event per change of an alarm (TMF642 shape),
     from any process that stores alarms (server, ``traps listen``). Starts with the
-    alarms changed in the last minute."""
+    alarms changed in the last minute. When the server stops, the stream ends with a
+    ``stopping`` event (a browser's EventSource reconnects after ``retry``)."""
     engine = request.app.state.engine
+    stopping = getattr(request.app.state, "stopping", None)
     base = _base(request)
 
     def changed_since(since: datetime, last_id: int) -> list[dict[str, Any]]:
@@ -259,7 +261,8 @@ async def alarm_events(request: Request,
     async def stream() -> AsyncIterator[bytes]:
         since = utcnow() - timedelta(minutes=1)
         last_id = -1
-        yield b": switchboard alarm stream\n\n"
+        ticks = max(1, round(poll_s / 0.2))
+        yield b": switchboard alarm stream\nretry: 3000\n\n"
         while True:
             docs = await asyncio.to_thread(changed_since, since, last_id)
             for doc in docs:
@@ -269,7 +272,11 @@ async def alarm_events(request: Request,
                 last_id = int(doc["id"])
             if once or await request.is_disconnected():
                 return
-            await asyncio.sleep(poll_s)
+            for _ in range(ticks):  # a stop is seen within 0.2 s
+                if stopping is not None and stopping.is_set():
+                    yield b"event: stopping\ndata: {}\n\n"
+                    return
+                await asyncio.sleep(poll_s / ticks)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})

@@ -127,8 +127,15 @@ def serve_cmd(
               f"{schedule.interval_s:.0f} s"] if schedule.configured else []
     out.print(f"running: {', '.join(parts)}; Ctrl-C or SIGTERM stops", highlight=False,
               soft_wrap=True)
-    uvicorn.run(web, host=host, port=port, log_level="info",
-                timeout_graceful_shutdown=grace)
+    stopping = web.state.stopping
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            stopping.set()  # event streams end instead of holding the shutdown
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config(web, host=host, port=port, log_level="info",
+                          timeout_graceful_shutdown=grace)).run()
 
 
 def _first_admin(engine: Any, host: str, port: int) -> None:

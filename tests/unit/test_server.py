@@ -172,3 +172,44 @@ def test_serve_starts_in_seconds_and_stops_on_sigterm(home: Path) -> None:
     assert f"http://127.0.0.1:{port}/" in output
     assert "poller" in output and "trap receiver" in output
     assert "Application shutdown complete" in output
+
+
+def test_an_open_alarm_stream_does_not_hold_the_stop(home: Path) -> None:
+    """A console left open (its event stream never ends by itself) must not make
+    SIGTERM wait for the whole grace time: the stream ends with a ``stopping`` event."""
+    from topology.users import create_token, init_users_db
+
+    engine = get_engine()
+    init_users_db(engine)
+    with Session(engine) as s:
+        _, token = create_token(s, "console-watcher", "viewer")
+    port = _free_port()
+    env = {**os.environ, "SWITCHBOARD_HOME": str(home)}
+    grace = 300  # a stop held by the stream would outlast communicate()'s timeout below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "northbound.cli", "serve", "--port", str(port), "--no-poll",
+         "--no-traps", "--grace", str(grace)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        stream = None
+        while stream is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                stream = urllib.request.urlopen(urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/alarms/events?poll_s=2",
+                    headers={"Authorization": f"Bearer {token}"}), timeout=120)
+            except OSError:
+                time.sleep(0.1)
+        assert stream is not None, "the server did not answer"
+        assert stream.readline() == b": switchboard alarm stream\n"
+        proc.send_signal(signal.SIGTERM)
+        rest = stream.read()  # to the end of the stream: the server ended it
+        output, _ = proc.communicate(timeout=grace / 3)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert b"event: stopping\n" in rest
+    assert proc.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output
+    assert "Cancel" not in output  # no connection was cut at the end of the grace time
