@@ -210,6 +210,8 @@
     stream: null,
     streamDown: false,
     positions: new Map(), // topology layout, by device name
+    mapView: { x: 0, y: 0, k: 1 }, // topology zoom and pan, kept across redraws
+    mapFound: null, // the device the map's search found
     customers: null, // id -> name
   };
 
@@ -646,10 +648,90 @@
     const legend = h('div', { class: 'legend' }, 'Colour: worst active alarm —',
       ['ok', 'warning', 'minor', 'major', 'critical'].map((s) => badge(s)),
       h('span', { class: 'muted', text: 'click a device for its page' }));
-    show(h('h1', { text: 'Topology' }), legend, holder);
+    const names = devices.map((d) => d.name).sort();
+    const find = h('input', { id: 'map-find', type: 'search', list: 'map-devices',
+      placeholder: 'find a device', 'aria-label': 'find a device on the map' });
+    const tools = h('div', { class: 'map-tools' },
+      h('button', { type: 'button', class: 'act', id: 'map-zoom-in', title: 'zoom in',
+        text: '+', onclick: () => zoomMap(1.25) }),
+      h('button', { type: 'button', class: 'act', id: 'map-zoom-out', title: 'zoom out',
+        text: '−', onclick: () => zoomMap(0.8) }),
+      h('button', { type: 'button', class: 'act', id: 'map-fit', title: 'the whole network',
+        text: 'fit', onclick: () => { state.mapView = { x: 0, y: 0, k: 1 }; applyMapView(); } }),
+      find, h('datalist', { id: 'map-devices' }, names.map((n) => h('option', { value: n }))),
+      h('span', { class: 'muted', text: 'wheel zooms, drag pans' }));
+    find.addEventListener('change', () => findOnMap(find.value.trim()));
+    show(h('h1', { text: 'Topology' }), legend, tools, holder);
     const refresh = () => renderTopology(holder, devices, links);
     state.view = { refresh };
     refresh();
+  }
+
+  const MAP_W = 1000;
+  const MAP_H = 600;
+
+  function applyMapView() {
+    const view = $('#topology-view');
+    const v = state.mapView;
+    if (view) view.setAttribute('transform', `translate(${v.x} ${v.y}) scale(${v.k})`);
+    const map = $('#topology-map');
+    if (map) map.dataset.zoom = String(Math.round(v.k * 1000) / 1000);
+  }
+
+  /** Zoom by ``factor`` keeping the map point under (cx, cy) (map units) in place. */
+  function zoomMap(factor, cx = MAP_W / 2, cy = MAP_H / 2) {
+    const v = state.mapView;
+    const k = Math.min(8, Math.max(0.25, v.k * factor));
+    state.mapView = { k, x: cx - ((cx - v.x) * k) / v.k, y: cy - ((cy - v.y) * k) / v.k };
+    applyMapView();
+  }
+
+  function findOnMap(name) {
+    const p = state.positions.get(name);
+    state.mapFound = p ? name : null;
+    for (const g of document.querySelectorAll('#topology-map .node')) {
+      g.classList.toggle('found', g.dataset.device === state.mapFound);
+    }
+    if (!p) {
+      if (name) notice(`no device ${name} on the map`);
+      return;
+    }
+    const k = Math.max(state.mapView.k, 2);
+    state.mapView = { k, x: MAP_W / 2 - p.x * k, y: MAP_H / 2 - p.y * k };
+    applyMapView();
+  }
+
+  /** A pointer event's position in the map's own units (its viewBox). */
+  function mapPoint(root, ev) {
+    const ctm = root.getScreenCTM();
+    if (!ctm) return { x: 0, y: 0 };
+    const pt = new DOMPoint(ev.clientX, ev.clientY).matrixTransform(ctm.inverse());
+    return { x: pt.x, y: pt.y };
+  }
+
+  function makeMapMovable(root) {
+    root.addEventListener('wheel', (ev) => {
+      ev.preventDefault();
+      const at = mapPoint(root, ev);
+      zoomMap(ev.deltaY < 0 ? 1.2 : 1 / 1.2, at.x, at.y);
+    }, { passive: false });
+    let drag = null;
+    root.addEventListener('pointerdown', (ev) => {
+      if (ev.button !== 0 || ev.target.closest('.node')) return; // a node opens its page
+      drag = { from: mapPoint(root, ev), view: { ...state.mapView } };
+      root.setPointerCapture(ev.pointerId);
+      root.classList.add('panning');
+    });
+    root.addEventListener('pointermove', (ev) => {
+      if (!drag) return;
+      const at = mapPoint(root, ev);
+      state.mapView = { k: drag.view.k, x: drag.view.x + at.x - drag.from.x,
+        y: drag.view.y + at.y - drag.from.y };
+      applyMapView();
+    });
+    const end = () => { drag = null; root.classList.remove('panning'); };
+    root.addEventListener('pointerup', end);
+    root.addEventListener('pointercancel', end);
   }
 
   function layout(names, edges, width, height) {
@@ -719,8 +801,8 @@
 
   function renderTopology(holder, devices, links) {
     if (!holder.isConnected) return;
-    const width = 1000;
-    const height = 600;
+    const width = MAP_W;
+    const height = MAP_H;
     const active = [...state.alarms.values()].filter(isActive);
     const names = devices.map((d) => d.name).sort();
     const edges = links.map((l) => [splitEnd(l.a)[0], splitEnd(l.b)[0]]);
@@ -731,6 +813,7 @@
     const pos = layout(names, edges, width, height);
     const root = svg('svg', { class: 'topo', viewBox: `0 0 ${width} ${height}`,
       role: 'img', 'aria-label': 'network topology', id: 'topology-map' });
+    const view = svg('g', { id: 'topology-view' });
     for (const l of links) {
       const ends = new Set([l.a, l.b]);
       const hits = active.filter((a) => {
@@ -745,12 +828,12 @@
       const a = pos.get(splitEnd(l.a)[0]);
       const b = pos.get(splitEnd(l.b)[0]);
       if (!a || !b) continue;
-      root.append(svg('line', { class: `link ${sevClass(sev)}`, x1: a.x, y1: a.y, x2: b.x, y2: b.y,
+      view.append(svg('line', { class: `link ${sevClass(sev)}`, x1: a.x, y1: a.y, x2: b.x, y2: b.y,
         data: { link: `${l.a}--${l.b}`, severity: sev } },
         svg('title', { text: `${l.a} — ${l.b}${sev === 'ok' ? '' : ` (${sev})`}` })));
       const mx = (a.x + b.x) / 2;
       const my = (a.y + b.y) / 2;
-      root.append(svg('text', { x: mx, y: my - 4, 'text-anchor': 'middle', class: 'link-label',
+      view.append(svg('text', { x: mx, y: my - 4, 'text-anchor': 'middle', class: 'link-label',
         text: `${splitEnd(l.a)[1]}–${splitEnd(l.b)[1]}` }));
     }
     const byName = new Map(devices.map((d) => [d.name, d]));
@@ -759,7 +842,7 @@
       const hits = active.filter((a) => a.x_device === name && a.alarmedObjectType !== 'link');
       const sev = worst(hits);
       const d = byName.get(name);
-      const g = svg('g', { class: 'node', transform: `translate(${p.x},${p.y})`, tabindex: 0,
+      const g = svg('g', { class: `node${name === state.mapFound ? ' found' : ''}`, transform: `translate(${p.x},${p.y})`, tabindex: 0,
         data: { device: name, severity: sev } },
         svg('title', { text: `${name}${d ? ` (${d.role}, ${d.mgmt_address || 'no address'})` : ''}`
           + `${hits.length ? ` — ${hits.length} active alarm(s), worst ${sev}` : ''}` }),
@@ -768,10 +851,13 @@
       const open = () => { location.hash = `#/device/${enc(name)}`; };
       g.addEventListener('click', open);
       g.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') open(); });
-      root.append(g);
+      view.append(g);
     }
+    root.append(view);
+    makeMapMovable(root);
     holder.replaceChildren(devices.length ? root
       : h('p', { class: 'muted', text: 'No device yet: run discovery (switchboard discover).' }));
+    applyMapView();
   }
 
   // ------------------------------------------------------------------ inventory

@@ -310,3 +310,171 @@ def test_operator_acknowledges_a_live_root_alarm_and_a_viewer_cannot(
         page.wait_for_selector(f"#alarm-{alarm_id}", state="detached")
         status, doc = server.request("GET", f"{ALARMS}/{alarm_id}", token=op_token)
         assert status == 200 and doc["state"] == "cleared", doc
+
+
+def test_the_topology_map_zooms_pans_and_finds_a_device(
+        discovered: LabHandle, server: Server, users: dict[str, tuple[str, str]],
+        playwright: Any) -> None:
+    """On the discovered lab's map: the zoom buttons and the wheel change the scale about
+    the right point, a drag pans, the search centres a device, and a redraw (an alarm
+    arriving) keeps the view."""
+    viewer_name, viewer_password = users["viewer"]
+    with browser_page(playwright, "map") as page:
+        log_in(page, server, viewer_name, viewer_password)
+        page.goto(f"{server.url}/console/#/topology")
+        node = page.locator("#topology-map .node[data-device='r1']")
+        node.wait_for()
+        assert page.locator("#topology-map .node").count() == len(discovered.managed())
+
+        def box() -> dict[str, float]:
+            found = node.bounding_box()
+            assert found is not None
+            return dict(found)
+
+        start = box()
+        page.click("#map-zoom-in")
+        page.click("#map-zoom-in")
+        assert page.get_attribute("#topology-map", "data-zoom") == "1.563"
+        zoomed = box()
+        assert zoomed["width"] > start["width"] * 1.4  # the node is drawn bigger
+
+        # a drag on the background moves the map by as much as the pointer moved
+        frame = page.locator("#topology-map").bounding_box()
+        assert frame is not None
+        x0, y0 = frame["x"] + 8, frame["y"] + 8  # a corner: background, not a node
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x0 + 120, y0 + 60, steps=6)
+        page.mouse.up()
+        moved = box()
+        assert abs(moved["x"] - zoomed["x"] - 120) < 3
+        assert abs(moved["y"] - zoomed["y"] - 60) < 3
+
+        # the wheel zooms out about the pointer: the point under it stays put, and the
+        # node (wherever it is now, on screen or not) closes in on it by the factor
+        px, py = frame["x"] + frame["width"] / 2, frame["y"] + 200
+        page.mouse.move(px, py)
+        page.mouse.wheel(0, 200)
+        page.wait_for_selector("#topology-map[data-zoom='1.302']")
+        assert page.evaluate("window.scrollY") == 0  # the page itself did not scroll
+        after = box()
+        for axis, at in (("x", px), ("y", py)):
+            before_c = moved[axis] + moved["width" if axis == "x" else "height"] / 2
+            after_c = after[axis] + after["width" if axis == "x" else "height"] / 2
+            assert abs(after_c - (at + (before_c - at) / 1.2)) < 3, (axis, before_c, after_c)
+
+        # the search centres the device and marks it
+        page.fill("#map-find", "r3")
+        page.press("#map-find", "Enter")
+        page.dispatch_event("#map-find", "change")
+        r3 = page.locator("#topology-map .node.found[data-device='r3']")
+        r3.wait_for()
+        r3_box = r3.locator("circle").bounding_box()  # its centre is the device's place
+        assert r3_box is not None
+        mid_x = frame["x"] + frame["width"] / 2
+        mid_y = frame["y"] + frame["height"] / 2
+        assert abs(r3_box["x"] + r3_box["width"] / 2 - mid_x) < 3
+        assert abs(r3_box["y"] + r3_box["height"] / 2 - mid_y) < 3
+        # a click on a node still opens its page; coming back keeps the view
+        zoom = page.get_attribute("#topology-map", "data-zoom")
+        r3.click()
+        page.wait_for_url("**#/device/r3")
+        page.go_back()
+        page.wait_for_selector("#topology-map .node.found[data-device='r3']")
+        assert page.get_attribute("#topology-map", "data-zoom") == zoom
+        page.click("#map-fit")
+        assert page.get_attribute("#topology-map", "data-zoom") == "1"
+        page.screenshot(path=str(artefacts_dir() / "topology-zoomed-fit.png"))
+
+
+ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
+TERMINAL = ("completed", "failed", "partial", "cancelled")
+
+
+def placed(server: Server, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Place an order through the server's REST API and wait for its processing."""
+    status, order = server.request("POST", ORDERS, token=token, body=body)
+    assert status == 201, order
+    return dict(wait_for(
+        f"order {order['id']} processed",
+        lambda: (doc if (doc := server.request("GET", f"{ORDERS}/{order['id']}",
+                                               token=token)[1])["state"] in TERMINAL
+                 else None), 300))
+
+
+def test_an_order_placed_over_rest_is_activated_and_its_history_and_invoice_are_pages(
+        discovered: LabHandle, server: Server, users: dict[str, tuple[str, str]],
+        playwright: Any) -> None:
+    """An order desk's real order (the server's saga pushes r1, cust2 pings srv1), read
+    in the console: the order with its state history, and the invoice billed for it."""
+    from tests.integration.peers import configs_kept
+
+    shots = artefacts_dir()
+    op_name, op_password = users["operator"]
+    token = server.login(op_name, op_password)
+    res = cli("bss", "offerings", "load")
+    assert res.returncode == 0, res.stderr
+    tag = secrets.token_hex(3)
+    status, customer = server.request("POST", "/tmf-api/customerManagement/v4/customer",
+                                      token=token, body={"name": f"Console Ltd {tag}"})
+    assert status == 201, customer
+    party = [{"id": customer["id"], "role": "Customer"}]
+    status, account = server.request(
+        "POST", "/tmf-api/accountManagement/v4/billingAccount", token=token,
+        body={"name": "main", "relatedParty": party, "taxRate": "0.21"})
+    assert status == 201, account
+    status, site = server.request(
+        "POST", "/tmf-api/geographicSiteManagement/v4/geographicSite", token=token,
+        body={"name": f"HQ {tag}", "relatedParty": party, "device": "r1", "port": "eth4",
+              "linkAddress": "100.64.12.1/24", "customerAddress": "100.64.12.2",
+              "host": "cust2"})
+    assert status == 201, site
+    with configs_kept("r1"):
+        order = placed(server, token, {
+            "relatedParty": party, "description": f"console order {tag}",
+            "productOrderItem": [{
+                "action": "add", "productOffering": {"id": "business-internet-100"},
+                "product": {"place": [{"id": site["id"]}], "productCharacteristic": [
+                    {"name": "reference", "value": f"PO-{tag}"}]}}]})
+        assert order["state"] == "completed", order
+        product_id = order["productOrderItem"][0]["product"]["id"]
+        try:
+            with browser_page(playwright, "order-desk") as page:
+                log_in(page, server, op_name, op_password)
+                page.goto(f"{server.url}/console/#/orders")
+                row = page.locator("#order-list tr", has_text=order["id"])
+                row.wait_for()
+                assert "completed" in (row.text_content() or "")
+                assert f"Console Ltd {tag}" in (row.text_content() or "")
+                row.locator("a", has_text=order["id"]).click()
+                page.wait_for_selector(f"h1:has-text('Order {order['id']}')")
+                rows = page.locator("xpath=//h2[normalize-space()='State history']"
+                                    "/following-sibling::*[1]//tr[td]")
+                history = [[c.strip() for c in r.locator("td").all_text_contents()]
+                           for r in rows.all()]
+                # the order's own transitions, in order, as the server recorded them
+                assert [r[3] for r in history if r[1] == "order"] == [
+                    "acknowledged", "inProgress", "completed"]
+                assert page.locator("main", has_text=product_id).count() == 1
+                page.screenshot(path=str(shots / "order.png"), full_page=True)
+
+                res = cli("bill", "run", "--account", account["id"], "--period",
+                          order["completionDate"][:7], "--json")
+                assert res.returncode == 0, res.stderr
+                bill = json.loads(res.stdout)
+                assert any(ln["product_id"] == product_id for ln in bill["lines"])
+                page.goto(f"{server.url}/console/#/bills")
+                link = page.locator(f"#bill-list a[data-bill='{bill['id']}']")
+                link.wait_for()
+                page.goto(f"{server.url}{link.get_attribute('href')}")
+                text = page.text_content("body") or ""
+                assert bill["number"] in text and f"Console Ltd {tag}" in text
+                assert f"Total{bill['total']} {bill['currency']}" in text
+                descriptions = [ln["description"] for ln in bill["lines"]]
+                assert descriptions and all(d in text for d in descriptions), descriptions
+                page.screenshot(path=str(shots / "invoice.png"), full_page=True)
+        finally:
+            ended = placed(server, token, {
+                "relatedParty": party, "productOrderItem": [{
+                    "action": "delete", "product": {"id": product_id}}]})
+            assert ended["state"] == "completed", ended
