@@ -35,9 +35,10 @@ partial. A ``delete`` item removes the service's config from the device (the ser
 service with another offering or characteristics on the resources it already holds
 (a change of address or port needs delete + add).
 
-Pushes to one device are serialised in this process (a device lock): the CLI driver's
-rollback restores a whole-config backup, so two concurrent pushes to one device could
-undo each other.
+Pushes to one device never overlap: the fulfilment agent holds the device's lease (a
+database row, so across processes; :mod:`agents.fulfilment.leases`), and within this
+process the orders also queue on a per-device lock: the CLI driver's rollback restores a
+whole-config backup, so two concurrent pushes to one device could undo each other.
 
 Idempotency: ``create_order(..., idempotency_key=K)`` stores K with the hash of the
 request; the same K with the same body returns that order, with another body raises

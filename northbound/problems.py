@@ -10,7 +10,7 @@ How the suite's errors map (the first matching class wins; the tree is in
 
     NotFound (any family)                          404 Not found
     AlarmConflict, LifecycleError, CrmConflict,    409 Conflict
-    BillImmutable, TransitionRefused
+    BillImmutable, TransitionRefused, DeviceBusy
     IdempotencyConflict                            422 Idempotency-Key reused
     ConfigPushError                                502 The device refused or failed
     any other SwitchboardError                     400 Request refused
@@ -102,6 +102,7 @@ def validation_detail(exc: RequestValidationError) -> str:
 def error_status(exc: SwitchboardError) -> tuple[int, str]:
     """The HTTP status and title for one of the suite's errors."""
     from agents.fault.alarms import AlarmConflict
+    from agents.fulfilment.leases import DeviceBusy
     from bss.billing import BillImmutable
     from bss.catalogue import LifecycleError
     from bss.crm import CrmConflict
@@ -110,7 +111,7 @@ def error_status(exc: SwitchboardError) -> tuple[int, str]:
     if isinstance(exc, NotFound):
         return 404, TITLES[404]
     if isinstance(exc, AlarmConflict | LifecycleError | CrmConflict | BillImmutable
-                  | TransitionRefused):
+                  | TransitionRefused | DeviceBusy):
         return 409, TITLES[409]
     if isinstance(exc, IdempotencyConflict):
         return 422, "Idempotency-Key reused with another body"

@@ -10,6 +10,11 @@
                       already changed, in reverse order, and the batch is failed
     rollback(id)      put a device back to the config saved before that change
 
+Changes to one device never overlap, whichever process makes them: apply, rollback and
+restore hold the device's lease (:mod:`agents.fulfilment.leases`, a row in the database)
+and wait up to ``lease_wait_s`` for another change to finish, else refuse with
+:class:`~agents.fulfilment.leases.DeviceBusy` before anything is pushed.
+
 Every device's part is a :class:`~agents.fulfilment.model.ConfigChange` row (who, why,
 the diffs, the result, timings), written before the push and updated as it goes, so a
 crash leaves a record of what was in flight. Applying the same service twice changes
@@ -20,6 +25,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +46,7 @@ from adapters.services import (
     render,
     validate_params,
 )
+from agents.fulfilment.leases import device_leases
 from agents.fulfilment.model import ConfigBackup, ConfigChange, init_fulfilment_db
 from topology.credentials import CredentialStore
 from topology.errors import ConfigPushError, RollbackFailed, SwitchboardError
@@ -125,8 +133,12 @@ class FulfilmentAgent:
     def __init__(self, engine: Engine, *, store: CredentialStore | None = None,
                  services: Mapping[str, ServiceSpec] | None = None,
                  drivers: Mapping[str, DriverFactory] | None = None,
-                 probe: ReachProbe | None = None, timeout_s: float = 30.0) -> None:
+                 probe: ReachProbe | None = None, timeout_s: float = 30.0,
+                 lease_wait_s: float = 120.0) -> None:
         self.engine = engine
+        self.lease_wait_s = lease_wait_s
+        """How long a change waits for another change of the same device to finish
+        (:mod:`agents.fulfilment.leases`) before it is refused with DeviceBusy."""
         init_fulfilment_db(engine)
         self.store = store or CredentialStore()
         self.services = dict(services or load_services())
@@ -186,8 +198,24 @@ class FulfilmentAgent:
     def apply(self, requests: Sequence[ServiceRequest], *, who: str, why: str = "",
               confirm_timeout_s: int | None = None, verify_from: str | None = None,
               verify_to: str | None = None, dry_run: bool = False) -> ApplyResult:
-        """Push the plan as one transaction (see the module docstring)."""
+        """Push the plan as one transaction (see the module docstring), holding the
+        lease of every device it touches (a dry run only reads: no lease)."""
         steps = self.validate(requests)
+        if dry_run:
+            return self._apply(steps, who=who, why=why, confirm_timeout_s=confirm_timeout_s,
+                               verify_from=verify_from, verify_to=verify_to, dry_run=True)
+        with self._leased([s.request.device for s in steps], who, why):
+            return self._apply(steps, who=who, why=why, confirm_timeout_s=confirm_timeout_s,
+                               verify_from=verify_from, verify_to=verify_to, dry_run=False)
+
+    def _leased(self, devices: Sequence[str], who: str, why: str) -> Any:
+        return device_leases(self.engine, devices, wait_s=self.lease_wait_s,
+                             holder=f"{who}{f' ({why})' if why else ''}, process "
+                                    f"{os.getpid()} on {socket.gethostname()}")
+
+    def _apply(self, steps: list[PlanStep], *, who: str, why: str,
+               confirm_timeout_s: int | None, verify_from: str | None,
+               verify_to: str | None, dry_run: bool) -> ApplyResult:
         batch = f"{utcnow():%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
         records = [self._record(batch, i, s, who, why, confirm_timeout_s)
                    for i, s in enumerate(steps)]
@@ -299,14 +327,15 @@ class FulfilmentAgent:
                                               "applied or confirmed change can be rolled "
                                               "back"])
         step = self.validate([ServiceRequest(rec.service, rec.device, rec.params())])[0]
-        driver = step.factory(step.target)
-        driver.open()
-        try:
-            now = driver.get_config()
-            driver.restore(rec.backup)
-            after = driver.get_config()
-        finally:
-            driver.close()
+        with self._leased([rec.device], who, f"rollback of change {change_id}"):
+            driver = step.factory(step.target)
+            driver.open()
+            try:
+                now = driver.get_config()
+                driver.restore(rec.backup)
+                after = driver.get_config()
+            finally:
+                driver.close()
         if after != rec.backup:
             self._update(rec, state="rollback-failed", error=f"rolled back by {who}, but the "
                          "config differs from the backup:\n" +
@@ -369,14 +398,15 @@ class FulfilmentAgent:
             saved = session.get(ConfigBackup, backup_id)
         if saved is None:
             raise ParameterError("restore", [f"no backup {backup_id}"])
-        driver = self._driver_for(saved.device)
-        driver.open()
-        try:
-            now = driver.get_config()
-            if now != saved.text:
-                driver.restore(saved.text)
-        finally:
-            driver.close()
+        with self._leased([saved.device], who, f"restore of backup {backup_id}"):
+            driver = self._driver_for(saved.device)
+            driver.open()
+            try:
+                now = driver.get_config()
+                if now != saved.text:
+                    driver.restore(saved.text)
+            finally:
+                driver.close()
         return self._backup(saved.device, now, f"before {who} restored backup {backup_id}")
 
     def diff(self, device: str) -> tuple[ConfigBackup | None, str]:

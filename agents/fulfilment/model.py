@@ -78,8 +78,10 @@ class ConfigBackup(SQLModel, table=True):
 
 def init_fulfilment_db(engine: Engine) -> None:
     """Create the fulfilment tables (and the inventory's) where missing."""
+    from agents.fulfilment.leases import init_lease_db
     from topology.db import init_db
 
     init_db(engine)
     SQLModel.metadata.create_all(engine, tables=[
         ConfigChange.__table__, ConfigBackup.__table__])  # type: ignore[attr-defined]
+    init_lease_db(engine)
