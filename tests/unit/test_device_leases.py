@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -72,18 +74,28 @@ def test_a_second_holder_waits_for_the_first_and_leases_are_given_back(db: Engin
     assert leases(db) == []
 
 
-def test_a_busy_device_is_refused_with_its_holder_and_nothing_is_held(db: Engine) -> None:
+@contextmanager
+def held_elsewhere(eng: Engine, device: str, holder: str) -> Iterator[None]:
+    """``device``'s lease held by another thread (another change) for the block."""
     inside, release = threading.Event(), threading.Event()
 
-    def holder() -> None:
-        with device_leases(db, ["r1"], holder="anna (product order ORD-1)"):
+    def other_change() -> None:
+        with device_leases(eng, [device], holder=holder):
             inside.set()
-            release.wait(10)
+            release.wait(30)
 
-    t = threading.Thread(target=holder)
+    t = threading.Thread(target=other_change)
     t.start()
-    inside.wait(10)
+    assert inside.wait(30)
     try:
+        yield
+    finally:
+        release.set()
+        t.join(30)
+
+
+def test_a_busy_device_is_refused_with_its_holder_and_nothing_is_held(db: Engine) -> None:
+    with held_elsewhere(db, "r1", "anna (product order ORD-1)"):
         with pytest.raises(DeviceBusy) as busy, \
                 device_leases(db, ["r0", "r1"], holder="bob", wait_s=0.3):
             pytest.fail("the lease was given while another holds it")
@@ -93,9 +105,6 @@ def test_a_busy_device_is_refused_with_its_holder_and_nothing_is_held(db: Engine
         assert error_status(busy.value)[0] == 409  # REST: Conflict, try again later
         # r0, taken before r1 was found busy, was given back
         assert [lease.device for lease in leases(db)] == ["r1"]
-    finally:
-        release.set()
-        t.join(10)
 
 
 def test_a_thread_holding_a_lease_may_take_it_again(db: Engine) -> None:
@@ -213,17 +222,7 @@ def test_a_change_refused_as_busy_pushes_and_records_nothing(
         engine: Engine, net: FakeNetwork, tmp_path: Path) -> None:  # noqa: F811
     agent = _agent(engine, tmp_path, lease_wait_s=0.3)
     before = net.devices["r1"].running
-    inside, release = threading.Event(), threading.Event()
-
-    def other_change() -> None:
-        with device_leases(engine, ["r1"], holder="order ORD-9 (elsewhere)"):
-            inside.set()
-            release.wait(10)
-
-    t = threading.Thread(target=other_change)
-    t.start()
-    inside.wait(10)
-    try:
+    with held_elsewhere(engine, "r1", "order ORD-9 (elsewhere)"):
         with pytest.raises(DeviceBusy, match="order ORD-9"):
             agent.apply([request("eth1")], who="t")
         with Session(engine) as s:
@@ -231,8 +230,5 @@ def test_a_change_refused_as_busy_pushes_and_records_nothing(
         assert net.devices["r1"].running == before and net.devices["r1"].commits == 0
         # a plan (a dry run) only reads: it does not wait for the lease
         assert agent.apply([request("eth1")], who="t", dry_run=True).state == "planned"
-    finally:
-        release.set()
-        t.join(10)
     assert agent.apply([request("eth1")], who="t").state == "confirmed"
     assert net.devices["r1"].commits == 1
