@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, model_validator
@@ -38,7 +39,12 @@ from sqlmodel import Session, col, select
 from northbound.problems import MAX_INT, RowId, problem_responses
 from topology.credentials import CredentialProfile, CredentialStore
 from topology.errors import ConfigError, CredentialError, SwitchboardError
-from topology.inventory import DiscoveryRun, DiscoveryRunPublic
+from topology.inventory import (
+    DiscoveryRun,
+    DiscoveryRunDetail,
+    DiscoveryRunPublic,
+    record_run_detail,
+)
 from topology.queries import NotFound
 from topology.scope import DiscoverySettings, Scope, expand_targets, load_discovery_settings
 from topology.settings import Settings, get_settings, settings_section
@@ -162,7 +168,6 @@ class DiscoveryRunner:
         self._queue: list[tuple[int, DiscoveryJob]] = []
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self.outcomes: dict[int, dict[str, Any]] = {}
         self.stats = {"runs_total": 0, "runs_failed_total": 0, "schedule_skipped_total": 0}
 
     def settle_interrupted(self) -> list[int]:
@@ -220,14 +225,12 @@ class DiscoveryRunner:
             result = asyncio.run(discover(list(job.targets), profiles=list(job.profiles),
                                           scope=job.scope, settings=job.settings,
                                           engine=self.engine, run_id=run_id))
-            self.outcomes[run_id] = {"result": _summary(asdict(result))}
             log.info("discovery run %s (%s): %d found, %d new, %d missing in %.1f s",
                      run_id, job.label, len(result.found), len(result.new),
                      len(result.missing), result.seconds)
         except Exception as exc:
             self.stats["runs_failed_total"] += 1
             detail = str(exc) if isinstance(exc, SwitchboardError) else type(exc).__name__
-            self.outcomes[run_id] = {"error": detail}
             log.warning("discovery run %s (%s) failed after %.1f s: %s", run_id, job.label,
                         time.monotonic() - started, detail)
             with Session(self.engine) as s:
@@ -235,6 +238,7 @@ class DiscoveryRunner:
                 if row is not None:
                     row.status, row.finished_at = "failed", datetime.now(UTC)
                     s.add(row)
+                    record_run_detail(s, run_id, error=detail)
                     s.commit()
 
     def stop(self, timeout_s: float = 30.0) -> bool:
@@ -278,15 +282,6 @@ class DiscoveryRunner:
                 log.warning("scheduled discovery not run: %s", exc)
 
 
-def _summary(raw: dict[str, Any]) -> dict[str, Any]:
-    keep = ("found", "new", "changed", "missing", "partial", "links", "links_confirmed",
-            "addresses_probed", "no_answer", "seconds")
-    out = {k: raw[k] for k in keep if k in raw}
-    out["failed"] = [{"detail": f.get("detail"), "status": str(f.get("status"))}
-                     for f in raw.get("failed", [])]
-    return out
-
-
 # --------------------------------------------------------------------------- REST
 
 
@@ -322,7 +317,7 @@ class FailedTargetOut(BaseModel):
 
 
 class DiscoveryOutcome(BaseModel):
-    """What the run found (kept while the server that ran it is up)."""
+    """What the run found (kept with the run, whichever process ran it)."""
 
     found: list[str] = []
     new: list[str] = []
@@ -364,10 +359,11 @@ def runner_of(request: Request) -> DiscoveryRunner:
     return runner
 
 
-def _out(request: Request, row: DiscoveryRun) -> DiscoveryRunOut:
-    extra = runner_of(request).outcomes.get(row.id or 0, {})
-    return DiscoveryRunOut(**row.model_dump(), result=extra.get("result"),
-                           error=extra.get("error"))
+def _out(session: Session, row: DiscoveryRun) -> DiscoveryRunOut:
+    detail = session.get(DiscoveryRunDetail, row.id) if row.id is not None else None
+    outcome = json.loads(detail.outcome_json) if detail and detail.outcome_json else None
+    return DiscoveryRunOut(**row.model_dump(), result=outcome,
+                           error=detail.error if detail else None)
 
 
 @router.post("/runs", status_code=202, response_model=DiscoveryRunQueued,
@@ -399,13 +395,14 @@ def runs(request: Request, s: SessionDep, response: Response,
     response.headers["X-Total-Count"] = str(
         s.exec(select(func.count()).select_from(q.subquery())).one())
     rows = s.exec(q.order_by(col(DiscoveryRun.id).desc()).offset(offset).limit(limit)).all()
-    return [_out(request, r) for r in rows]
+    return [_out(s, r) for r in rows]
 
 
 @router.get("/runs/{run_id}", response_model=DiscoveryRunOut)
 def run(request: Request, run_id: RowId, s: SessionDep) -> DiscoveryRunOut:
-    """One run: its status and counts; what it found while this server is up."""
+    """One run: its status and counts, and what it found (names found, new, changed,
+    missing, the failed targets and why) or why it failed."""
     row = s.get(DiscoveryRun, run_id)
     if row is None:
         raise NotFound(f"no discovery run {run_id}")
-    return _out(request, row)
+    return _out(s, row)

@@ -12,6 +12,7 @@ SQLite (which stores them naive; :class:`UtcDateTime` re-attaches UTC when readi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "DevicePublic",
     "DevicesPublic",
     "DiscoveryRun",
+    "DiscoveryRunDetail",
     "DiscoveryRunPublic",
     "HardwareComponent",
     "HardwareComponentPublic",
@@ -43,6 +45,7 @@ __all__ = [
     "LinksPublic",
     "UtcDateTime",
     "link_publics",
+    "record_run_detail",
     "utcnow",
 ]
 
@@ -109,6 +112,28 @@ class DiscoveryRun(DiscoveryRunBase, table=True):
     __tablename__ = "discovery_run"
 
     id: int | None = Field(default=None, primary_key=True)
+
+
+class DiscoveryRunDetail(SQLModel, table=True):
+    """What a run found, beyond its counts (names found, new, changed, missing, the
+    failed targets with why), or why it failed: kept with the run, whichever process
+    ran it (a table of its own, so databases made before it need no migration)."""
+
+    __tablename__ = "discovery_run_detail"
+
+    run_id: int = Field(foreign_key="discovery_run.id", primary_key=True)
+    outcome_json: str = ""
+    error: str | None = None
+
+
+def record_run_detail(session: Session, run_id: int, *,
+                      outcome: dict[str, Any] | None = None,
+                      error: str | None = None) -> None:
+    """Keep (or replace) run ``run_id``'s detail; the caller commits."""
+    row = session.get(DiscoveryRunDetail, run_id) or DiscoveryRunDetail(run_id=run_id)
+    row.outcome_json = json.dumps(outcome, default=str) if outcome is not None else ""
+    row.error = error
+    session.add(row)
 
 
 class DiscoveryRunPublic(DiscoveryRunBase):

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network, ip_address
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -33,7 +34,7 @@ from topology.errors import (
     DeviceTimeout,
     StatusCode,
 )
-from topology.inventory import Device, DiscoveryRun, IpAddress
+from topology.inventory import Device, DiscoveryRun, IpAddress, record_run_detail
 from topology.observations import (
     AddressObservation,
     DeviceObservation,
@@ -97,6 +98,16 @@ class DiscoveryResult:
     seconds: float
     arp_answered: int = 0
     icmp_answered: int = 0
+
+    def outcome(self) -> dict[str, Any]:
+        """What is kept with the run (``discovery_run_detail``) and shown by the API."""
+        return {"found": self.found, "new": self.new, "changed": self.changed,
+                "missing": self.missing, "partial": self.partial,
+                "failed": [{"detail": f.detail, "status": str(f.status)}
+                           for f in self.failed],
+                "links": self.links, "links_confirmed": self.links_confirmed,
+                "addresses_probed": self.addresses_probed, "no_answer": self.no_answer,
+                "seconds": round(self.seconds, 3)}
 
 
 async def _tcp_open(host: str, port: int, timeout_s: float) -> bool:
@@ -447,17 +458,19 @@ async def discover(targets: Sequence[IPv4Network], *, profiles: Sequence[Credent
         run.finished_at = datetime.now(UTC)
         run.status = "ok" if not failed else "partial"
         session.add(run)
+        result = DiscoveryResult(
+            run_id=run.id or 0, targets=[str(t) for t in targets],
+            addresses_probed=len(hosts),
+            no_answer=sum(1 for r in results if not r.answered and r.status in SILENT),
+            found=sorted(o.name for o in observations), new=summary.new,
+            changed=summary.changed, missing=summary.missing, failed=failed,
+            partial=sorted(o.name for o in observations if o.status is StatusCode.PARTIAL),
+            links=link_count, links_confirmed=confirmed,
+            unresolved_neighbors=unresolved, seconds=time.monotonic() - started,
+            arp_answered=len(swept.arp), icmp_answered=len(swept.icmp))
+        record_run_detail(session, result.run_id, outcome=result.outcome())
         session.commit()
-        run_id = run.id or 0
-    return DiscoveryResult(
-        run_id=run_id, targets=[str(t) for t in targets], addresses_probed=len(hosts),
-        no_answer=sum(1 for r in results if not r.answered and r.status in SILENT),
-        found=sorted(o.name for o in observations), new=summary.new, changed=summary.changed,
-        missing=summary.missing, failed=failed,
-        partial=sorted(o.name for o in observations if o.status is StatusCode.PARTIAL),
-        links=link_count, links_confirmed=confirmed,
-        unresolved_neighbors=unresolved, seconds=time.monotonic() - started,
-        arp_answered=len(swept.arp), icmp_answered=len(swept.icmp))
+    return result
 
 
 def _failure_detail(session: Session, r: AddressResult) -> str:

@@ -179,6 +179,15 @@ def test_wrong_snmpv3_password_is_a_clear_per_device_error(
     assert failure["status"] == "auth_failed"
     assert "r1" in failure["detail"] and "wrong-v3" in failure["detail"]
     assert "not-the-auth-key" not in json.dumps(result)
+    # the run keeps what it found, for whoever asks later (here the REST API)
+    from northbound.api import create_app
+
+    kept = TestClient(create_app(get_engine())).get(
+        f"/api/discovery/runs/{result['run_id']}").json()
+    assert kept["status"] == "partial"
+    assert kept["result"]["failed"] == [{"detail": failure["detail"], "status": "auth_failed"}]
+    assert kept["result"]["found"] == [] and kept["error"] is None
+    assert "not-the-auth-key" not in json.dumps(kept)
     dev = inventory("show", "r1")["device"]
     assert dev["status"] == "auth_failed"
     discover("--lab", core_lab.name)  # back to a good state for the other tests

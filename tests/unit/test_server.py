@@ -25,7 +25,8 @@ from northbound.api import create_app
 from northbound.api_discovery import DiscoveryRunner, DiscoverySchedule
 from topology.credentials import CredentialProfile, CredentialStore
 from topology.db import get_engine
-from topology.inventory import DiscoveryRun
+from topology.errors import SwitchboardError
+from topology.inventory import DiscoveryRun, record_run_detail
 from topology.settings import get_settings
 
 
@@ -52,11 +53,14 @@ def _fake_discover(calls: list[dict[str, Any]]) -> Any:
             assert run is not None and run.status == "queued"
             run.status = "ok"
             s.add(run)
+            result = DiscoveryResult(
+                run_id=run_id or 0, targets=[str(t) for t in targets], addresses_probed=1,
+                no_answer=0, found=["r1"], new=["r1"], changed=[], missing=[], failed=[],
+                partial=[], links=0, links_confirmed=0, unresolved_neighbors=0,
+                seconds=0.05)
+            record_run_detail(s, result.run_id, outcome=result.outcome())  # as it does
             s.commit()
-        return DiscoveryResult(run_id=run_id or 0, targets=[str(t) for t in targets],
-                               addresses_probed=1, no_answer=0, found=["r1"], new=["r1"],
-                               changed=[], missing=[], failed=[], partial=[], links=0,
-                               links_confirmed=0, unresolved_neighbors=0, seconds=0.05)
+        return result
 
     return discover
 
@@ -93,6 +97,26 @@ def test_discovery_run_over_rest(home: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert bad.status_code == 422 and "give a lab or seeds" in bad.json()["detail"]
     assert client.get("/api/discovery/runs/999").status_code == 404
     assert len(calls) == 1
+
+
+def test_a_failed_run_keeps_why_for_a_later_server(home: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(targets: Any, **kwargs: Any) -> DiscoveryResult:
+        raise SwitchboardError("every credential profile was refused")
+
+    monkeypatch.setattr("agents.discovery.discover", broken)
+    engine = get_engine(f"sqlite:///{home / 'switchboard.db'}")
+    client = TestClient(create_app(engine))
+    run_id = client.post("/api/discovery/runs",
+                         json={"seeds": ["127.0.0.5"], "profiles": ["loop"]}).json()["id"]
+    deadline = time.monotonic() + 10
+    while client.get(f"/api/discovery/runs/{run_id}").json()["status"] in (
+            "queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    later = TestClient(create_app(engine))  # another server process, same database
+    doc = later.get(f"/api/discovery/runs/{run_id}").json()
+    assert doc["status"] == "failed" and doc["result"] is None
+    assert doc["error"] == "every credential profile was refused"
 
 
 def test_lifespan_runs_poller_and_schedule_and_stops(home: Path,
