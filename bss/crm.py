@@ -148,14 +148,17 @@ def _contact_fields(problems: list[str], email: str | None,
 
 
 def _next_id(session: Session, model: type[Any], prefix: str) -> str:
-    """The highest ``PREFIX-NNNN`` id plus one (by length, then text: 10000 > 9999)."""
+    """The highest ``PREFIX-NNNN`` id plus one (by length, then text: 10000 > 9999). Ids
+    with the prefix but no number (``SITE-HQ``, made by an import or by hand) are
+    skipped, not taken for 0: that would hand out an id in use, again and again."""
     id_col = col(model.id)
-    last = session.exec(select(id_col).where(id_col.like(f"{prefix}-%"))
-                        .order_by(func.length(id_col).desc(), id_col.desc()).limit(1)).first()
     n = 0
-    if last is not None:
+    for last in session.exec(select(id_col).where(id_col.like(f"{prefix}-%"))
+                             .order_by(func.length(id_col).desc(), id_col.desc())):
         tail = str(last)[len(prefix) + 1:]
-        n = int(tail) if tail.isdigit() else 0
+        if tail.isascii() and tail.isdigit():
+            n = int(tail)
+            break
     return f"{prefix}-{n + 1:04d}"
 
 

@@ -118,6 +118,16 @@
     appendKids(main(), kids);
   }
 
+  /** A page's answer came back after the user moved on: dropped, never painted over the
+   * page they are on now (route() ignores it). */
+  const STALE = new Error('a later page was asked for');
+
+  /** Show a page's content, if it is still the page asked for last. */
+  function paint(mine, ...kids) {
+    if (mine !== state.routeSeq) throw STALE;
+    show(...kids);
+  }
+
   let noticeTimer = null;
   function notice(message, ok) {
     const el = $('#notice');
@@ -210,6 +220,7 @@
     stream: null,
     streamDown: false,
     positions: new Map(), // topology layout, by device name
+    routeSeq: 0, // which page was asked for last (see paint())
     mapView: { x: 0, y: 0, k: 1 }, // topology zoom and pan, kept across redraws
     mapFound: null, // the device the map's search found
     customers: null, // id -> name
@@ -364,11 +375,14 @@
       a.classList.toggle('active', a.dataset.page === (NAV_OF[page] || page));
     }
     state.view = null;
+    state.routeSeq += 1;
+    const seq = state.routeSeq;
     if ($('#notice').className === 'ok') $('#notice').hidden = true; // news of the last page
     show(h('p', { class: 'muted', text: 'Loading…' }));
     try {
       await PAGES[page](...parts.slice(1));
     } catch (exc) {
+      if (exc === STALE || seq !== state.routeSeq) return; // the user has moved on
       if (exc.status === 401) { showLogin('Your session ended: log in again.'); return; }
       show(h('h1', { text: 'Could not load this page' }),
         h('p', { class: 'error', text: exc.message }));
@@ -384,6 +398,7 @@
   }
 
   async function pageAlarms() {
+    const mine = state.routeSeq; // this page's turn: a later route wins
     const f = state.filters;
     const list = h('div', { id: 'alarm-list' });
     const summary = h('span', { class: 'summary', id: 'alarm-summary' });
@@ -402,7 +417,7 @@
           }, { id: 'filter-state' })),
       h('label', null, rootOnly, 'root causes only'),
       summary);
-    show(h('h1', { text: 'Alarms' }), filters, list);
+    paint(mine, h('h1', { text: 'Alarms' }), filters, list);
     state.view = { refresh: renderAlarms, list, summary };
     renderAlarms();
   }
@@ -643,6 +658,7 @@
   }
 
   async function pageTopology() {
+    const mine = state.routeSeq; // this page's turn: a later route wins
     const [devices, links] = await Promise.all([api(P.devices()), api(P.links())]);
     const holder = h('div', { id: 'topology' });
     const legend = h('div', { class: 'legend' }, 'Colour: worst active alarm —',
@@ -661,7 +677,7 @@
       find, h('datalist', { id: 'map-devices' }, names.map((n) => h('option', { value: n }))),
       h('span', { class: 'muted', text: 'wheel zooms, drag pans' }));
     find.addEventListener('change', () => findOnMap(find.value.trim()));
-    show(h('h1', { text: 'Topology' }), legend, tools, holder);
+    paint(mine, h('h1', { text: 'Topology' }), legend, tools, holder);
     const refresh = () => renderTopology(holder, devices, links);
     state.view = { refresh };
     refresh();
@@ -862,6 +878,7 @@
 
   // ------------------------------------------------------------------ inventory
   async function pageInventory() {
+    const mine = state.routeSeq; // this page's turn: a later route wins
     const devices = await api(P.devices());
     const render = () => {
       const active = [...state.alarms.values()].filter(isActive);
@@ -875,11 +892,12 @@
       'No device yet: run discovery (switchboard discover).');
     };
     const holder = h('div', { id: 'device-list' }, render());
-    show(h('h1', { text: 'Inventory' }), holder);
+    paint(mine, h('h1', { text: 'Inventory' }), holder);
     state.view = { refresh: () => holder.replaceChildren(render()) };
   }
 
   async function pageDevice(name) {
+    const mine = state.routeSeq; // this page's turn: a later route wins
     const d = await api(P.device(name));
     const dev = d.device;
     const charts = h('div', { class: 'charts', id: 'charts' });
@@ -902,7 +920,7 @@
             text: exc.status === 404 ? 'no samples yet (is the poller running?)' : exc.message })));
       }
     };
-    show(
+    paint(mine,
       h('p', null, link('#/inventory', '← inventory')),
       h('h1', { text: dev.name }),
       h('div', { class: 'panel' }, facts([
@@ -1005,6 +1023,7 @@
   }
 
   async function pageOrders() {
+    const mine = state.routeSeq; // this page's turn: a later route wins
     state.customers = null;
     let filter = '';
     const holder = h('div', { id: 'order-list' });
@@ -1014,7 +1033,7 @@
       holder.replaceChildren(ordersTable(orders, names));
     };
     const states = ['acknowledged', 'inProgress', 'completed', 'failed', 'partial', 'cancelled'];
-    show(h('h1', { text: 'Orders' }),
+    paint(mine, h('h1', { text: 'Orders' }),
       h('div', { class: 'filters' }, h('label', null, 'State',
         select([['', 'any'], ...states.map((s) => [s, s])], filter,
           (v) => { filter = v; draw().catch((exc) => notice(exc.message)); }, { id: 'order-state' }))),
@@ -1023,9 +1042,10 @@
   }
 
   async function pageOrder(id) {
+    const mine = state.routeSeq; // this page's turn: a later route wins
     const [o, names] = await Promise.all([api(P.order(id)), customerNames()]);
     const customerId = ((o.relatedParty || [])[0] || {}).id;
-    show(
+    paint(mine,
       h('p', null, link('#/orders', '← orders')),
       h('h1', { text: `Order ${o.id}` }),
       h('div', { class: 'panel' }, facts([
@@ -1052,9 +1072,10 @@
   }
 
   async function pageCustomers() {
+    const mine = state.routeSeq; // this page's turn: a later route wins
     state.customers = null;
     const rows = await api(P.customers());
-    show(h('h1', { text: 'Customers' }),
+    paint(mine, h('h1', { text: 'Customers' }),
       h('div', { id: 'customer-list' }, table(['customer', 'status', 'billing accounts', 'contacts'],
         rows.map((c) => [link(`#/customer/${enc(c.id)}`, c.name), c.status,
           (c.account || []).map((a) => a.name || a.id).join(', ') || '—',
@@ -1072,11 +1093,12 @@
   }
 
   async function pageCustomer(id) {
+    const mine = state.routeSeq; // this page's turn: a later route wins
     const [c, names, orders, products] = await Promise.all([api(P.customer(id)), customerNames(),
       api(P.orders({ customer: id, limit: 200 })), api(P.products({ customer: id, limit: 200 }))]);
     const bills = (await Promise.all((c.account || []).map((a) =>
       api(P.bills({ 'billingAccount.id': a.id, limit: 200 }))))).flat();
-    show(
+    paint(mine,
       h('p', null, link('#/customers', '← customers')),
       h('h1', { text: c.name }),
       h('div', { class: 'panel' }, facts([['id', c.id], ['status', c.status],
@@ -1095,9 +1117,10 @@
   }
 
   async function pageBills() {
+    const mine = state.routeSeq; // this page's turn: a later route wins
     state.customers = null;
     const [bills, names] = await Promise.all([api(P.bills({ limit: 200 })), customerNames()]);
-    show(h('h1', { text: 'Invoices and credit notes' }),
+    paint(mine, h('h1', { text: 'Invoices and credit notes' }),
       h('div', { id: 'bill-list' }, billsTable(bills, names)));
   }
 

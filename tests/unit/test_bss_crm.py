@@ -94,6 +94,16 @@ def test_ids_past_9999_keep_counting(engine: Engine) -> None:
         assert create_customer(s, "New").id == "CUST-10001"
 
 
+def test_ids_made_by_hand_without_a_number_do_not_stop_the_counting(engine: Engine) -> None:
+    with Session(engine) as s:
+        s.add(Customer(id="CUST-0007", name="Imported"))
+        s.add(Customer(id="CUST-HEADQUARTERS", name="By hand"))  # longer than any number
+        s.add(Customer(id="CUST-٣٣", name="Arabic-Indic digits"))  # isdigit, not ASCII
+        s.commit()
+        assert create_customer(s, "New").id == "CUST-0008"
+        assert create_customer(s, "Newer").id == "CUST-0009"
+
+
 def test_duplicate_names_refused_in_any_case(engine: Engine) -> None:
     with Session(engine) as s:
         create_customer(s, "ACME Ltd")
