@@ -7,6 +7,7 @@ transaction), rollbacks.
     GET  /api/config/changes?device=&state=&offset=&limit=
     GET  /api/config/changes/{id}
     POST /api/config/changes/{id}/rollback  {who}
+    GET  /api/config/leases                 devices being changed now, and by whom
 
 A refused parameter is a 400 problem naming every refused parameter (nothing was
 contacted); a device that refused or failed is a 502 problem; an activation that failed
@@ -140,6 +141,19 @@ def change(change_id: RowId, s: SessionDep) -> dict[str, Any]:
     if c is None:
         raise NotFound(f"no change {change_id}")
     return change_doc(c)
+
+
+@router.get("/leases")
+def leases(s: SessionDep, response: Response,
+           offset: Annotated[int, Query(ge=0, le=MAX_INT, description="rows to skip")] = 0,
+           limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    """Devices being changed now: who holds each one's lease and why, since when, until
+    when; ``stale`` says why the next change may take it over (its holder is gone)."""
+    from agents.fulfilment.leases import lease_docs
+
+    docs = lease_docs(s)
+    response.headers["X-Total-Count"] = str(len(docs))
+    return docs[offset:offset + limit]
 
 
 @router.post("/changes/{change_id}/rollback")

@@ -1,4 +1,4 @@
-"""``switchboard config plan|apply|rollback|backup|diff|changes``."""
+"""``switchboard config plan|apply|rollback|backup|diff|changes|leases``."""
 
 from __future__ import annotations
 
@@ -205,3 +205,24 @@ def changes_cmd(device: Annotated[str | None, typer.Option(help="Only this devic
           [[c.id, c.device, c.service, c.state, c.who, escape(c.why),
             f"{c.created_at:%H:%M:%S}", escape((c.error or "")[:80])] for c in rows],
           caption="times UTC; config changes --json has the diffs, checks and batches")
+
+
+@config_app.command("leases")
+def leases_cmd(as_json: JsonOpt = False) -> None:
+    """Devices being changed now (their leases): who, why, since when. A change of a
+    device listed here waits for it, then is refused naming the holder."""
+    from agents.fulfilment import init_fulfilment_db
+    from agents.fulfilment.leases import lease_docs
+
+    engine = get_engine()
+    init_fulfilment_db(engine)
+    with Session(engine) as s:
+        docs = lease_docs(s)
+    if as_json:
+        emit_json(docs)
+        return
+    table("device leases", ["device", "holder", "since", "expires", "stale"],
+          [[d["device"], escape(d["holder"]), f"{d['acquired_at']:%H:%M:%S}",
+            f"{d['expires_at']:%H:%M:%S}", escape(d["stale"] or "")] for d in docs],
+          caption="times UTC; none: no device is being changed" if not docs
+          else "times UTC; a stale lease is taken over by the next change")

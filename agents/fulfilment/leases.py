@@ -26,15 +26,16 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, delete
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from topology.errors import DeviceError
 from topology.inventory import UtcDateTime, utcnow
 
-__all__ = ["DeviceBusy", "DeviceLease", "device_leases", "init_lease_db"]
+__all__ = ["DeviceBusy", "DeviceLease", "device_leases", "init_lease_db", "lease_docs"]
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
@@ -95,6 +96,18 @@ def _stale(lease: DeviceLease, now: datetime) -> str | None:
     if lease.host == HOST and lease.pid != os.getpid() and not _pid_alive(lease.pid):
         return f"process {lease.pid} of this host that held it is gone"
     return None
+
+
+def lease_docs(session: Session) -> list[dict[str, Any]]:
+    """Every lease held now, oldest first, as ``config leases`` and the API show them:
+    ``stale`` says why the next change may take it over (None: its holder may be at
+    work)."""
+    now = utcnow()
+    rows = session.exec(select(DeviceLease).order_by(
+        col(DeviceLease.acquired_at), col(DeviceLease.device))).all()
+    return [{"device": r.device, "holder": r.holder, "host": r.host, "pid": r.pid,
+             "acquired_at": r.acquired_at, "expires_at": r.expires_at,
+             "stale": _stale(r, now)} for r in rows]
 
 
 def _try_take(engine: Engine, device: str, holder: str, ttl_s: float) -> DeviceLease | None:

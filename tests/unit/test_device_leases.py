@@ -4,6 +4,7 @@ holder's name, before pushing anything, when a device stays busy."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -232,3 +233,31 @@ def test_a_change_refused_as_busy_pushes_and_records_nothing(
         assert agent.apply([request("eth1")], who="t", dry_run=True).state == "planned"
     assert agent.apply([request("eth1")], who="t").state == "confirmed"
     assert net.devices["r1"].commits == 1
+
+
+def test_who_holds_a_device_is_shown_by_the_cli_and_the_api(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from northbound.api import create_app
+    from northbound.cli_config import config_app
+
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", str(engine.url))
+    client = TestClient(create_app(engine))
+    with held_elsewhere(engine, "r1", "order ORD-7 (product order ORD-7 item 1 (add))"):
+        shown = CliRunner().invoke(config_app, ["leases", "--json"])
+        assert shown.exit_code == 0, shown.output
+        [cli_doc] = json.loads(shown.output)
+        api = client.get("/api/config/leases")
+        assert api.status_code == 200 and api.headers["X-Total-Count"] == "1"
+        [api_doc] = api.json()
+        for doc in (cli_doc, api_doc):
+            assert doc["device"] == "r1" and doc["stale"] is None
+            assert doc["holder"] == "order ORD-7 (product order ORD-7 item 1 (add))"
+            assert doc["pid"] == os.getpid() and doc["host"] == HOST
+        text = CliRunner().invoke(config_app, ["leases"], env={"COLUMNS": "200"}).output
+        assert "r1" in text and "order ORD-7" in text
+    assert client.get("/api/config/leases").json() == []
+    assert "no device is being changed" in CliRunner().invoke(
+        config_app, ["leases"], env={"COLUMNS": "200"}).output
