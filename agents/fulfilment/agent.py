@@ -23,6 +23,7 @@ nothing the second time: the diff is empty and the change is recorded as ``uncha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -201,14 +202,14 @@ class FulfilmentAgent:
         """Push the plan as one transaction (see the module docstring), holding the
         lease of every device it touches (a dry run only reads: no lease)."""
         steps = self.validate(requests)
-        if dry_run:
+        held = (contextlib.nullcontext() if dry_run
+                else self._leased([s.request.device for s in steps], who, why))
+        with held:
             return self._apply(steps, who=who, why=why, confirm_timeout_s=confirm_timeout_s,
-                               verify_from=verify_from, verify_to=verify_to, dry_run=True)
-        with self._leased([s.request.device for s in steps], who, why):
-            return self._apply(steps, who=who, why=why, confirm_timeout_s=confirm_timeout_s,
-                               verify_from=verify_from, verify_to=verify_to, dry_run=False)
+                               verify_from=verify_from, verify_to=verify_to, dry_run=dry_run)
 
-    def _leased(self, devices: Sequence[str], who: str, why: str) -> Any:
+    def _leased(self, devices: Sequence[str], who: str,
+                why: str) -> contextlib.AbstractContextManager[None]:
         return device_leases(self.engine, devices, wait_s=self.lease_wait_s,
                              holder=f"{who}{f' ({why})' if why else ''}, process "
                                     f"{os.getpid()} on {socket.gethostname()}")

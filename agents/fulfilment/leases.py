@@ -110,8 +110,13 @@ def lease_docs(session: Session) -> list[dict[str, Any]]:
              "stale": _stale(r, now)} for r in rows]
 
 
-def _try_take(engine: Engine, device: str, holder: str, ttl_s: float) -> DeviceLease | None:
-    """Take the lease (None), or the lease that holds the device now."""
+_FREED = "freed"  # _try_take: the lease went (given back or stale): try again at once
+
+
+def _try_take(engine: Engine, device: str, holder: str,
+              ttl_s: float) -> DeviceLease | str | None:
+    """None: taken. A DeviceLease: the live lease that holds the device now. _FREED: the
+    holder's lease went meanwhile (given back, or stale and removed here)."""
     now = utcnow()
     with Session(engine) as s:
         s.add(DeviceLease(device=device, holder=holder, host=HOST, pid=os.getpid(),
@@ -123,8 +128,8 @@ def _try_take(engine: Engine, device: str, holder: str, ttl_s: float) -> DeviceL
         except IntegrityError:
             s.rollback()
         current = s.get(DeviceLease, device)
-        if current is None:  # given back meanwhile: try again at once
-            return DeviceLease(device=device, expires_at=now)
+        if current is None:
+            return _FREED
         why = _stale(current, now)
         if why is None:
             return current
@@ -137,7 +142,7 @@ def _try_take(engine: Engine, device: str, holder: str, ttl_s: float) -> DeviceL
         s.commit()
         if gone.rowcount:
             log.warning("lease on %s taken over from %s: %s", device, current.holder, why)
-        return DeviceLease(device=device, expires_at=now)
+        return _FREED
 
 
 def _give_back(engine: Engine, device: str) -> None:
@@ -164,18 +169,16 @@ def device_leases(engine: Engine, devices: Iterable[str], *, holder: str,
                 taken.append(device)
                 continue
             deadline = time.monotonic() + wait_s
-            while True:
-                current = _try_take(engine, device, holder, ttl_s)
-                if current is None:
-                    break
-                if current.holder and time.monotonic() >= deadline:
+            while (current := _try_take(engine, device, holder, ttl_s)) is not None:
+                if not isinstance(current, DeviceLease):
+                    continue  # _FREED
+                if time.monotonic() >= deadline:
                     raise DeviceBusy(
                         f"{device} is being changed by {current.holder} (since "
                         f"{current.acquired_at:%Y-%m-%d %H:%M:%S}Z); waited {wait_s:.0f} s, "
                         "nothing was pushed: try again when it is done",
                         device=device, holder=current.holder)
-                if current.holder:
-                    time.sleep(poll_s)
+                time.sleep(poll_s)
             depths[device] = 1
             taken.append(device)
         yield

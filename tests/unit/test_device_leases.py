@@ -261,3 +261,10 @@ def test_who_holds_a_device_is_shown_by_the_cli_and_the_api(
     assert client.get("/api/config/leases").json() == []
     assert "no device is being changed" in CliRunner().invoke(
         config_app, ["leases"], env={"COLUMNS": "200"}).output
+
+
+def test_a_holder_without_a_name_still_makes_the_next_one_wait_and_give_up(
+        db: Engine) -> None:
+    with held_elsewhere(db, "r1", ""), pytest.raises(DeviceBusy), \
+            device_leases(db, ["r1"], holder="me", wait_s=0.3):
+        pytest.fail("the lease was given while another holds it")
